@@ -1,0 +1,35 @@
+# The README's two commands: `make lab` and `make test`. Everything runs inside .venv.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.course-installed
+
+.PHONY: lab test data execute unit notebooks bench student clean
+
+lab: $(STAMP) data  ## start JupyterLab on notebooks/ (localhost, token authentication on)
+	$(PY) -m jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1
+
+test: $(STAMP)  ## every test: unit tests, notebook hygiene, nbval over every notebook
+	$(PY) -m pytest
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e ".[test]"
+	touch $@
+
+data: $(STAMP)  ## make sure Fashion-MNIST is available (the step to run before a workshop)
+	$(PY) -c "from course_utils.data import load_dataset; load_dataset()"
+
+unit: $(STAMP)  ## only the unit and hygiene tests
+	$(PY) -m pytest tests
+
+notebooks: $(STAMP)  ## only nbval over the notebooks
+	$(PY) -m pytest notebooks
+
+execute: $(STAMP)  ## re-run every notebook top to bottom and store its outputs
+	$(PY) -m jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.timeout=600 notebooks/[0-9][0-9]_*.ipynb
+
+clean:
+	rm -rf $(VENV) checkpoints student test-artifacts

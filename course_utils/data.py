@@ -1,0 +1,294 @@
+"""Fashion-MNIST (or MNIST) held in memory as tensors and batched by slicing.
+
+Introduced in 00_start_here. Where the files come from, in order:
+
+1. a directory you name: ``load_dataset(data_dir=...)`` or the ``COURSE_DATA_DIR`` variable;
+2. the course's own ``data/`` folder (filled by an earlier download);
+3. the system copy of the Debian/Ubuntu package (``/usr/share/datasets/fashion-mnist/``);
+4. ``torchvision.datasets.FashionMNIST(..., download=True)`` into ``data/``.
+"""
+import gzip
+import hashlib
+import os
+import warnings
+from pathlib import Path
+
+import torch
+
+from .env import project_dir
+
+FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+DATASETS = {
+    "fashion-mnist": {
+        "torchvision": "FashionMNIST",
+        "system_dir": "/usr/share/datasets/fashion-mnist",
+        "debian_package": "dataset-fashion-mnist",
+        "classes": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+        # SHA-256 of the *decompressed* files (upstream and Debian agree).
+        "sha256": {
+            "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+            "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+            "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+            "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        },
+    },
+    "mnist": {
+        "torchvision": "MNIST",
+        "system_dir": "/usr/share/datasets/mnist",
+        "debian_package": None,
+        "classes": [str(d) for d in range(10)],
+        "sha256": None,  # checked by its IDX header and sizes only
+    },
+}
+
+IDX_MAGIC = {3: 2051, 1: 2049}  # images (3 dims), labels (1 dim)
+EXPECTED_COUNTS = {"train": 60000, "test": 10000}
+
+
+class DataNotFoundError(FileNotFoundError):
+    """No route found the data set; the message lists every route and how to use it."""
+
+
+class DataCorruptError(ValueError):
+    """A data file exists but is not the file it should be."""
+
+
+def dataset_info(name):
+    """Return the settings of a data set by name ('fashion-mnist' or 'mnist')."""
+    key = name.lower().replace("_", "-")
+    if key not in DATASETS:
+        raise ValueError(f"Unknown dataset {name!r}. Choose one of: {', '.join(DATASETS)}.")
+    return DATASETS[key]
+
+
+def class_names(name="fashion-mnist"):
+    """The ten class names of a data set, in label order."""
+    return list(dataset_info(name)["classes"])
+
+
+def course_data_dir():
+    """The course's own ``data/`` folder (created on first download)."""
+    return project_dir() / "data"
+
+
+def _find_file(directory, filename, name):
+    """``filename`` or ``filename.gz`` in ``directory`` or in torchvision's ``<Name>/raw`` layout."""
+    for folder in (Path(directory), Path(directory) / dataset_info(name)["torchvision"] / "raw"):
+        for candidate in (Path(folder) / filename, Path(folder) / (filename + ".gz")):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _read_bytes(path):
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            return f.read()
+    except (OSError, EOFError) as err:  # a truncated or damaged gzip file
+        raise DataCorruptError(f"{path} cannot be read ({err}).") from err
+
+
+def _parse_idx(raw, path, dims, count):
+    """Check the IDX header and return the payload as a uint8 tensor of the right shape."""
+    header = 4 * (1 + dims)
+    if len(raw) < header:
+        raise DataCorruptError(f"{path} is too short to be an IDX file.")
+    magic, n, *shape = (int.from_bytes(raw[i:i + 4], "big") for i in range(0, header, 4))
+    size = n
+    for s in shape:
+        size *= s
+    if magic != IDX_MAGIC[dims] or n != count or len(raw) != header + size:
+        raise DataCorruptError(f"{path} is not the expected IDX file ({count} items).")
+    return torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8).reshape(n, *shape)
+
+
+def read_split_files(directory, name="fashion-mnist"):
+    """Read and verify the four IDX files in ``directory``; return ``{key: uint8 tensor}``.
+
+    Raises DataNotFoundError naming the missing files, or DataCorruptError naming a bad one.
+    """
+    info = dataset_info(name)
+    paths = {key: _find_file(directory, filename, name) for key, filename in FILES.items()}
+    missing = [FILES[k] for k, p in paths.items() if p is None]
+    if missing:
+        raise DataNotFoundError(f"{directory} lacks {', '.join(missing)} (plain or .gz).")
+    tensors = {}
+    for key, path in paths.items():
+        raw = _read_bytes(path)
+        expected = (info["sha256"] or {}).get(FILES[key])
+        if expected and hashlib.sha256(raw).hexdigest() != expected:
+            raise DataCorruptError(
+                f"{path} has the wrong SHA-256 (damaged or a different data set). "
+                "Delete it and load again to fetch a fresh copy.")
+        split = key.split("_")[0]
+        dims = 3 if key.endswith("images") else 1
+        tensors[key] = _parse_idx(raw, path, dims, EXPECTED_COUNTS[split])
+    return tensors
+
+
+def _not_found_message(name, tried):
+    info = dataset_info(name)
+    lines = [f"Could not find the {name} data. Tried, in order:"]
+    lines += [f"  - {route}: {why}" for route, why in tried]
+    lines += [
+        "Fix it with one of these routes:",
+        "  1. Name a directory holding the four IDX files (plain or .gz): "
+        "load_dataset(data_dir='...') or export COURSE_DATA_DIR=/path/to/files",
+        f"  2. Put the files in the course's data folder: {course_data_dir()}",
+    ]
+    if info["debian_package"]:
+        lines.append(f"  3. Install the system copy: sudo apt-get install {info['debian_package']} "
+                     f"(files land in {info['system_dir']})")
+    else:
+        lines.append(f"  3. Place a system copy in {info['system_dir']}")
+    lines.append("  4. Go online and load again: torchvision downloads it into the data folder.")
+    return "\n".join(lines)
+
+
+def _download(name, root):
+    """Route 4: let torchvision download the files into ``root``."""
+    import torchvision
+    dataset_class = getattr(torchvision.datasets, dataset_info(name)["torchvision"])
+    for train in (True, False):
+        dataset_class(root=str(root), train=train, download=True)
+
+
+def find_raw_data(name="fashion-mnist", data_dir=None, download=True):
+    """Try the four routes in order; return ``(route description, {key: uint8 tensor})``."""
+    info = dataset_info(name)
+    tried = []
+    named = data_dir or os.environ.get("COURSE_DATA_DIR")
+    if named:  # the user asked for this directory: its problems are errors, not fallbacks
+        if not Path(named).is_dir():
+            raise DataNotFoundError(f"The data directory {named} does not exist. "
+                                    "Fix the path (argument data_dir or COURSE_DATA_DIR).")
+        try:
+            return f"named directory {named}", read_split_files(named, name)
+        except DataNotFoundError as err:
+            raise DataNotFoundError(f"{err} Put the four IDX files there, or unset "
+                                    "COURSE_DATA_DIR to use the other routes.") from None
+    local = course_data_dir()
+    for route, folder in (("course data folder", local), ("system copy", Path(info["system_dir"]))):
+        try:
+            return f"{route} {folder}", read_split_files(folder, name)
+        except DataNotFoundError as err:
+            tried.append((route, str(err)))
+        except DataCorruptError as err:
+            warnings.warn(f"Skipping the {route}: {err}")
+            tried.append((route, str(err)))
+            if folder == local:  # our own cache: clear it so the download can rebuild it
+                for filename in FILES.values():
+                    for bad in (local / info["torchvision"] / "raw").glob(f"{filename}*"):
+                        bad.unlink()
+    if not download:
+        tried.append(("download", "switched off (download=False)"))
+        raise DataNotFoundError(_not_found_message(name, tried))
+    try:
+        _download(name, local)
+        return f"downloaded into {local}", read_split_files(local, name)
+    except Exception as err:  # no network, a proxy, a full disk, ...
+        tried.append(("torchvision download", f"{type(err).__name__}: {err}"))
+        raise DataNotFoundError(_not_found_message(name, tried)) from err
+
+
+class TensorLoader:
+    """Batches of ``(images, labels)`` sliced from tensors already in memory.
+
+    A drop-in for ``DataLoader`` in the article's loops: ``for images, labels in loader``
+    and ``len(loader)`` (number of batches) work the same. ``shuffle=True`` draws a new
+    order each epoch from its own seeded generator, so runs repeat exactly.
+    """
+
+    def __init__(self, images, labels, batch_size=128, shuffle=False, seed=0):
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels.")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be a positive whole number, not {batch_size!r}.")
+        self.images, self.labels = images, labels
+        self.batch_size, self.shuffle = int(batch_size), shuffle
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self):
+        return (len(self.labels) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self):
+        images, labels = self.images, self.labels
+        if self.shuffle:
+            order = torch.randperm(len(labels), generator=self.generator).to(labels.device)
+            images, labels = images[order], labels[order]
+        for start in range(0, len(labels), self.batch_size):
+            yield images[start:start + self.batch_size], labels[start:start + self.batch_size]
+
+    @property
+    def dataset_size(self):
+        return len(self.labels)
+
+    def to(self, device):
+        """Move the whole split to ``device`` (for example ``'cuda'``); returns self."""
+        self.images, self.labels = self.images.to(device), self.labels.to(device)
+        return self
+
+
+def load_dataset(name="fashion-mnist", data_dir=None, download=True, verbose=True):
+    """Load the whole data set as float tensors: ``{'train_images', 'train_labels', ...}``.
+
+    Images are (N, 1, 28, 28), scaled to [0, 1] and normalised with the training set's
+    mean and standard deviation; labels are int64.
+    """
+    route, raw = find_raw_data(name, data_dir, download)
+    train = raw["train_images"].float().div_(255)
+    mean, std = train.mean().item(), train.std().item()
+    data = {"route": route, "mean": mean, "std": std, "classes": class_names(name)}
+    for split in ("train", "test"):
+        images = raw[f"{split}_images"].float().div_(255).sub_(mean).div_(std)
+        data[f"{split}_images"] = images.unsqueeze(1)
+        data[f"{split}_labels"] = raw[f"{split}_labels"].long()
+    if verbose:
+        print(f"{name}: {len(data['train_labels'])} train + {len(data['test_labels'])} test "
+              f"images from the {route}")
+    return data
+
+
+_CACHE = {}
+
+
+def get_loaders(name="fashion-mnist", batch_size=128, val_size=5000, flatten=True,
+                device="cpu", data_dir=None, download=True, seed=0):
+    """The article's ``train_loader, val_loader`` plus a ``test_loader``.
+
+    The validation split is ``val_size`` training images chosen by a fixed seed, so it is
+    the same in every notebook; the test set is kept for final numbers. ``flatten=True``
+    gives 784-long vectors for the article's ``Net``; ``flatten=False`` gives 1x28x28 images
+    for a CNN. Everything sits on ``device`` already.
+    """
+    key = (dataset_info(name)["torchvision"], str(data_dir or os.environ.get("COURSE_DATA_DIR")))
+    if key not in _CACHE:
+        _CACHE[key] = load_dataset(name, data_dir, download)
+    data = _CACHE[key]
+    n_train = len(data["train_labels"])
+    if not 0 < int(val_size) < n_train:
+        raise ValueError(f"val_size must be between 1 and {n_train - 1}, not {val_size!r}.")
+    order = torch.randperm(n_train, generator=torch.Generator().manual_seed(seed))
+    val_idx, train_idx = order[:val_size], order[val_size:]
+
+    def split(images, labels, idx=None):
+        if idx is not None:
+            images, labels = images[idx], labels[idx]
+        if flatten:
+            images = images.reshape(len(images), -1)
+        return images.to(device), labels.to(device)
+
+    train = split(data["train_images"], data["train_labels"], train_idx)
+    val = split(data["train_images"], data["train_labels"], val_idx)
+    test = split(data["test_images"], data["test_labels"])
+    return (TensorLoader(*train, batch_size=batch_size, shuffle=True, seed=seed),
+            TensorLoader(*val, batch_size=1000),
+            TensorLoader(*test, batch_size=1000))

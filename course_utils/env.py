@@ -1,0 +1,95 @@
+"""One setup call for every notebook: seed, device, plot style, versions.
+
+Introduced in 00_start_here.
+"""
+import os
+import platform
+import random
+import sys
+from pathlib import Path
+
+import torch
+
+REPO_URL = "https://github.com/pruning-course/pytorch-pruning-course"
+"""The course's repository: the Colab badges and the Colab install line derive from it."""
+
+
+def project_dir():
+    """The course checkout (where ``data/`` and ``checkpoints/`` live).
+
+    The folder above this package when it is a checkout; otherwise (a pip install on
+    Colab) the current working directory.
+    """
+    root = Path(__file__).resolve().parents[1]
+    return root if (root / "pyproject.toml").is_file() else Path.cwd()
+
+
+def in_colab():
+    """True when running inside Google Colab."""
+    return "google.colab" in sys.modules
+
+
+def pick_device(prefer=None):
+    """``cuda`` when present, else Apple ``mps``, else ``cpu``; ``prefer`` forces one."""
+    prefer = prefer or os.environ.get("COURSE_DEVICE")
+    if prefer:
+        return torch.device(prefer)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed=0):
+    """Seed Python, and PyTorch on every device, so a run repeats."""
+    random.seed(seed)
+    torch.manual_seed(seed)  # also seeds CUDA and MPS
+
+
+def describe_device(device):
+    """A line naming the device, with a hint when no GPU is on."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "mps":
+        return "mps (Apple GPU)"
+    hint = ("Runtime > Change runtime type > T4 GPU to turn one on (optional)" if in_colab()
+            else "everything in this course runs on a CPU in minutes")
+    return f"cpu: no GPU found; {hint}"
+
+
+def setup(seed=0, device=None, quiet=False):
+    """Seed everything, choose the device, set the plot style, print versions; return device."""
+    seed_everything(seed)
+    device = pick_device(device)
+    try:
+        import matplotlib.pyplot as plt
+        plt.rcParams.update({"figure.dpi": 80, "figure.figsize": (6.4, 3.6),
+                             "axes.grid": True, "grid.alpha": 0.3,
+                             "axes.spines.top": False, "axes.spines.right": False})
+    except ImportError:  # plotting is optional for scripts
+        pass
+    if not quiet:
+        import torchvision
+        print(f"Python {platform.python_version()} · torch {torch.__version__} · "
+              f"torchvision {torchvision.__version__}")
+        print(f"Device: {describe_device(device)}{' · on Colab' if in_colab() else ''}")
+    return device
+
+
+def colab_url(notebook):
+    """The 'Open in Colab' address of a notebook, derived from REPO_URL."""
+    path = REPO_URL.replace("https://github.com/", "")
+    return f"https://colab.research.google.com/github/{path}/blob/main/notebooks/{notebook}"
+
+
+def colab_badge(notebook):
+    """The Markdown of the 'Open in Colab' badge for a notebook file name."""
+    return (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+            f"({colab_url(notebook)})")
+
+
+def colab_install_line():
+    """The pip line the setup cell runs on Colab."""
+    return f'%pip install -q "course-utils @ git+{REPO_URL}"'

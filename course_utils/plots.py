@@ -1,0 +1,79 @@
+"""Pictures the notebooks show: sample images, learning curves, mistakes, masks.
+
+Thin wrappers around matplotlib; each returns the figure so a notebook can adjust it.
+"""
+import matplotlib.pyplot as plt
+import torch
+
+
+def _as_image(x):
+    return x.detach().float().cpu().reshape(28, 28)
+
+
+def show_images(images, labels, classes, preds=None, ncols=8, title=None):
+    """A grid of 28x28 images captioned with their class (and prediction, when given)."""
+    n = len(images)
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.3 * ncols, 1.5 * nrows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        ax.imshow(_as_image(images[i]), cmap="gray_r")
+        truth = classes[int(labels[i])]
+        if preds is None:
+            ax.set_title(truth, fontsize=8)
+        else:
+            guess = classes[int(preds[i])]
+            ax.set_title(f"{guess}\n(is {truth})", fontsize=7,
+                         color="tab:green" if guess == truth else "tab:red")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(history, title="Learning curves"):
+    """Training loss, validation loss and validation accuracy per epoch (from ``train``)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    left.plot(history["epoch"], history["train_loss"], "o-", label="train loss")
+    if history.get("val_loss"):
+        left.plot(history["epoch"], history["val_loss"], "o-", label="validation loss")
+        right.plot(history["epoch"], history["val_acc"], "o-", color="tab:green")
+    left.set(xlabel="epoch", ylabel="cross-entropy")
+    left.legend()
+    right.set(xlabel="epoch", ylabel="validation accuracy (%)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion(preds, labels, classes, title="Confusion matrix (test set)"):
+    """Confusion matrix as an image: rows are true classes, columns predictions."""
+    k = len(classes)
+    matrix = torch.zeros(k, k, dtype=torch.long)
+    matrix.index_put_((labels.cpu(), preds.cpu()), torch.ones_like(labels.cpu()), accumulate=True)
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.imshow(matrix, cmap="Blues")
+    ax.grid(False)
+    for (i, j), v in zip(torch.cartesian_prod(torch.arange(k), torch.arange(k)).tolist(),
+                         matrix.flatten().tolist()):
+        ax.text(j, i, v, ha="center", va="center", fontsize=7,
+                color="white" if v > matrix.max() / 2 else "black")
+    ax.set_xticks(range(k), classes, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(k), classes, fontsize=8)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    fig.tight_layout()
+    return fig, matrix
+
+
+def plot_weight_masks(weight, rows=(0, 1, 2, 3, 4, 5, 6, 7), title="fc1 masks"):
+    """Rows of a 784-input weight (or mask) reshaped to 28x28: black is kept, white pruned."""
+    fig, axes = plt.subplots(1, len(rows), figsize=(1.4 * len(rows), 1.7))
+    for ax, r in zip(axes, rows):
+        ax.imshow((_as_image(weight[r]) != 0).float(), cmap="gray_r", vmin=0, vmax=1)
+        ax.set_title(f"neuron {r}", fontsize=8)
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,116 @@
+"""Hygiene of every notebook (guide section 6): numbering, anatomy, links, badges, clean outputs.
+
+nbval itself executes the notebooks; these tests read the committed files.
+"""
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course_utils.env import colab_badge, colab_install_line
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = ROOT / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+SIZE_BUDGET = 1_500_000  # bytes per notebook, outputs included
+sys.path.insert(0, str(ROOT / "tools"))
+
+
+def read(path):
+    return nbformat.read(path, as_version=4)
+
+
+def markdown(nb):
+    return "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+
+
+def code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+
+
+def test_numbering_is_contiguous_and_snake_case():
+    names = [p.name for p in NOTEBOOKS]
+    assert names, "no notebooks found"
+    for i, name in enumerate(names):
+        assert re.fullmatch(rf"{i:02d}_[a-z0-9]+(_[a-z0-9]+)*\.ipynb", name), name
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_anatomy(path):
+    nb = read(path)
+    cells = nb.cells
+    title, objectives, setup = cells[0], cells[1], cells[2]
+    assert title.cell_type == "markdown" and title.source.startswith(f"# {path.name[:2]} · ")
+    assert colab_badge(path.name) in title.source, "badge must come from course_utils.REPO_URL"
+    assert "## Objectives" in objectives.source and re.search(r"Teaching \d+ min", objectives.source)
+    assert setup.cell_type == "code"
+    assert 'if "google.colab" in sys.modules:' in setup.source
+    assert colab_install_line() in setup.source
+    assert "device = setup()" in setup.source
+    text = markdown(nb)
+    for heading in ("## Key points", "## Exercises", "## Next"):
+        assert heading in text, f"missing {heading}"
+    assert len(re.findall(r"^### Exercise \d", text, flags=re.M)) >= 2, "at least two exercises"
+    solutions = [c for c in cells if "solution" in c.metadata.get("tags", [])]
+    assert len(solutions) >= 2, "each exercise needs a worked solution cell tagged 'solution'"
+    for cell in solutions:
+        assert cell.metadata.get("jupyter", {}).get("source_hidden"), "solutions start collapsed"
+    assert "check" in "".join(c.source for c in code_cells(nb)), "exercises need checks"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_outputs_come_from_one_clean_run(path):
+    nb = read(path)
+    counts = [c.execution_count for c in code_cells(nb)]
+    assert counts == list(range(1, len(counts) + 1)), f"re-execute top to bottom: {counts}"
+    errors = [o for c in code_cells(nb) for o in c.outputs if o.output_type == "error"]
+    assert not errors, "stored error output"
+    assert path.stat().st_size <= SIZE_BUDGET, f"{path.stat().st_size} bytes > budget"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_checked_cells_and_claims(path):
+    nb = read(path)
+    sources = [c.source for c in code_cells(nb)]
+    assert any(s.startswith("# NBVAL_CHECK_OUTPUT") for s in sources), \
+        "mark at least one deterministic cell with # NBVAL_CHECK_OUTPUT"
+
+
+def _links(text):
+    return re.findall(r"\]\(([^)\s]+)\)", text)
+
+
+@pytest.mark.parametrize("path", [*NOTEBOOKS, ROOT / "README.md"], ids=lambda p: p.name)
+def test_relative_links_resolve(path):
+    text = markdown(read(path)) if path.suffix == ".ipynb" else path.read_text()
+    for link in _links(text):
+        if link.startswith(("http://", "https://", "#", "mailto:")):
+            continue
+        target = (path.parent / link.split("#")[0]).resolve()
+        assert target.exists(), f"{path.name} links to missing {link}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_next_link_points_to_next_notebook(path):
+    text = markdown(read(path))
+    next_section = text.split("## Next", 1)[1]
+    index = NOTEBOOKS.index(path)
+    if index + 1 < len(NOTEBOOKS):
+        assert NOTEBOOKS[index + 1].name in next_section
+    assert "00_start_here.ipynb" in next_section or index == 0
+
+
+def test_badges_and_colab_lines_are_stamped():
+    from notebook_cells import stamp
+    stale = [p.name for p in NOTEBOOKS if stamp(p, write=False)]
+    assert not stale, f"run python tools/notebook_cells.py: {stale}"
+
+
+def test_course_map_lists_every_notebook():
+    text = markdown(read(NOTEBOOK_DIR / "00_start_here.ipynb"))
+    readme = (ROOT / "README.md").read_text()
+    for path in NOTEBOOKS:
+        assert f"]({path.name})" in text, f"00's map lacks {path.name}"
+        assert f"notebooks/{path.name}" in readme, f"README's map lacks {path.name}"
