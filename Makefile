@@ -31,5 +31,11 @@ execute: $(STAMP)  ## re-run every notebook top to bottom and store its outputs
 	$(PY) -m jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.timeout=600 notebooks/[0-9][0-9]_*.ipynb
 
+bench: $(STAMP)  ## measure the results table on this machine (writes bench_results/)
+	$(PY) benchmarks/run_all.py
+
+student: $(STAMP)  ## write the student edition (no outputs, no solutions) into student/
+	$(PY) tools/make_student.py
+
 clean:
 	rm -rf $(VENV) checkpoints student test-artifacts
