@@ -1,0 +1,65 @@
+"""The pip and conda routes install the same packages; the project's own files are consistent."""
+import re
+import tomllib
+from pathlib import Path
+
+import course_utils
+from course_utils import env
+
+ROOT = Path(__file__).resolve().parents[1]
+CONDA_NAMES = {"torch": "pytorch"}  # PyPI name -> conda-forge name where they differ
+
+
+def _requirement(spec):
+    name, bound = re.fullmatch(r"([A-Za-z0-9_.-]+)\s*(.*)", spec.strip()).groups()
+    return name.lower(), bound.replace(" ", "")
+
+
+def test_environment_yml_matches_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pip = dict(_requirement(s) for s in project["dependencies"] + project["optional-dependencies"]["test"])
+    text = (ROOT / "environment.yml").read_text().split("dependencies:", 1)[1]
+    conda_lines = re.findall(r"^  - ([A-Za-z][^\s#]*)\s*$", text, re.M)
+    conda = dict(_requirement(s) for s in conda_lines if not s.startswith(("python", "pip")))
+    expected = {CONDA_NAMES.get(name, name): bound for name, bound in pip.items()}
+    assert conda == expected, "environment.yml and pyproject.toml list different packages"
+    assert "-e ." in (ROOT / "environment.yml").read_text()
+
+
+def test_lower_bounds_only():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for spec in project["dependencies"] + project["optional-dependencies"]["test"]:
+        assert "==" not in spec and "<" not in spec, f"no pins or caps: {spec}"
+
+
+def test_repository_url_is_kept_once():
+    assert course_utils.REPO_URL.startswith("https://github.com/")
+    files = [*ROOT.glob("*.toml"), *ROOT.glob("*.md"), *ROOT.glob("course_utils/*.py"),
+             *ROOT.glob("tools/*.py"), *ROOT.glob("instructors/*.md")]
+    holders = [p.name for p in files if course_utils.REPO_URL in p.read_text()]
+    assert holders == ["env.py"], f"REPO_URL must only be written in course_utils/env.py: {holders}"
+
+
+def test_colab_links_derive_from_repo_url():
+    assert env.colab_url("00_start_here.ipynb") == (
+        "https://colab.research.google.com/github/pruning-course/pytorch-pruning-course"
+        "/blob/main/notebooks/00_start_here.ipynb")
+    assert env.REPO_URL in env.colab_install_line()
+
+
+def test_device_selection(monkeypatch):
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    assert env.pick_device().type == "cpu"
+    monkeypatch.delenv("COURSE_DEVICE")
+    assert env.pick_device("cpu").type == "cpu"
+    assert "no GPU" in env.describe_device("cpu")
+
+
+def test_setup_seeds_and_prints(capsys):
+    import torch
+    device = env.setup(seed=3)
+    first = torch.rand(3)
+    env.setup(seed=3, quiet=True)
+    assert torch.equal(first, torch.rand(3))
+    out = capsys.readouterr().out
+    assert "torch" in out and "Device:" in out and isinstance(device, torch.device)
