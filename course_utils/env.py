@@ -91,5 +91,5 @@ def colab_badge(notebook):
 
 
 def colab_install_line():
-    """The pip line the setup cell runs on Colab."""
-    return f'%pip install -q "course-utils @ git+{REPO_URL}"'
+    """The pip line the setup cell runs on Colab (``--no-deps``: Colab ships torch & co)."""
+    return f'%pip install -q --no-deps "course-utils @ git+{REPO_URL}"'

@@ -16,7 +16,7 @@ from course_utils.env import colab_badge, colab_install_line  # noqa: E402
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 BADGE_RE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)")
-INSTALL_RE = re.compile(r'%pip install -q "course-utils @ git\+[^"]*"')
+INSTALL_RE = re.compile(r'%pip install -q[^"\n]*"course-utils @ git\+[^"]*"')
 
 
 def title_cell(notebook, title, summary):
