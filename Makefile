@@ -14,7 +14,6 @@ test: $(STAMP)  ## every test: unit tests, notebook hygiene, nbval over every no
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -e ".[test]"
 	touch $@
 
