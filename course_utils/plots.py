@@ -77,3 +77,50 @@ def plot_weight_masks(weight, rows=(0, 1, 2, 3, 4, 5, 6, 7), title="fc1 masks"):
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_weight_histogram(weight, threshold=None, bins=100, title="|weight| of fc1"):
+    """Histogram of the absolute weights, with the pruning threshold as a red line (02)."""
+    values = weight.detach().abs().flatten().float().cpu()
+    fig, ax = plt.subplots(figsize=(6, 2.8))
+    ax.hist(values.numpy(), bins=bins, color="tab:blue")
+    if threshold is not None:
+        pruned = 100 * float((values <= threshold).float().mean())
+        ax.axvline(threshold, color="tab:red", lw=2,
+                   label=f"threshold {threshold:.4f}: {pruned:.0f}% of weights below")
+        ax.legend(fontsize=8)
+    ax.set(xlabel="|weight|", ylabel="number of weights", title=title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_curves(curves, reference=None, xlabel="sparsity (%)", ylabel="validation accuracy (%)",
+                title=None, ax=None, marker="o-"):
+    """Several curves on one axis: ``{label: (xs, ys)}``, optionally a dashed reference line.
+
+    Used for accuracy against sparsity (03), layer sensitivity (03) and recovery curves (04).
+    """
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+    for label, (xs, ys) in curves.items():
+        ax.plot(list(xs), list(ys), marker, label=label, markersize=4)
+    if reference is not None:
+        ax.axhline(reference, color="gray", ls="--", lw=1, label="dense model")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.legend(fontsize=8)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def plot_per_class(per_class, classes, title="Per-class accuracy (test set)"):
+    """Grouped bars of per-class accuracy: ``{model label: sequence of 10 accuracies in %}`` (03)."""
+    fig, ax = plt.subplots(figsize=(8, 3))
+    width = 0.8 / len(per_class)
+    for i, (label, values) in enumerate(per_class.items()):
+        xs = [k + (i - (len(per_class) - 1) / 2) * width for k in range(len(classes))]
+        ax.bar(xs, [float(v) for v in values], width=width, label=label)
+    ax.set_xticks(range(len(classes)), classes, rotation=30, ha="right", fontsize=8)
+    ax.set(ylabel="accuracy (%)", title=title, ylim=(0, 105))
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig

@@ -47,3 +47,20 @@ def amount_for_target(current, target):
         raise ValueError(f"Pruning cannot lower sparsity from {current} to {target}; "
                          "start again from the unpruned model instead.")
     return (target - current) / (1 - current)
+
+
+def cubic_sparsity(step, n_steps, final, initial=0.0):
+    """Sparsity after ``step`` of ``n_steps`` pruning steps on the cubic schedule of Zhu & Gupta.
+
+    ``s = final + (initial - final) * (1 - step / n_steps) ** 3`` (Zhu & Gupta 2017, "To prune,
+    or not to prune"): big steps first, while many redundant weights remain, then ever smaller
+    ones. Step 0 gives ``initial``, step ``n_steps`` gives ``final``. Introduced in 04_fine_tuning.
+    """
+    if int(n_steps) != n_steps or n_steps < 1:
+        raise ValueError(f"n_steps must be a positive whole number, not {n_steps!r}.")
+    if not 0 <= step <= n_steps:
+        raise ValueError(f"step must lie between 0 and n_steps={n_steps}, not {step!r}.")
+    if not (0 <= initial < 1 and 0 <= final < 1) or final < initial:
+        raise ValueError(f"Sparsities are fractions in [0, 1) with initial <= final: got "
+                         f"initial={initial}, final={final}.")
+    return final + (initial - final) * (1 - step / n_steps) ** 3
