@@ -132,10 +132,26 @@ def load_checkpoint(model, path, device="cpu"):
 
 
 BASELINE_EPOCHS = 15
+"""Epochs of a baseline whose class is not listed in ``BASELINE_EPOCHS_BY_MODEL``."""
+
+BASELINE_EPOCHS_BY_MODEL = {"Net": 15, "SmallCNN": 2}
+"""Epochs per model class: the CNN's epoch costs ten of the MLP's, two are enough for 06."""
 
 
-def train_baseline(model, train_loader, val_loader, epochs=BASELINE_EPOCHS, seed=0):
-    """The recipe of every cached baseline: SGD with momentum and a cosine schedule."""
+def baseline_epochs(model_or_class):
+    """How many epochs ``train_baseline`` trains this model (or model class) for."""
+    cls = model_or_class if isinstance(model_or_class, type) else type(model_or_class)
+    return BASELINE_EPOCHS_BY_MODEL.get(cls.__name__, BASELINE_EPOCHS)
+
+
+def train_baseline(model, train_loader, val_loader, epochs=None, seed=0):
+    """The recipe of every cached baseline: SGD with momentum and a cosine schedule.
+
+    ``epochs`` defaults to ``baseline_epochs(model)``: 15 for ``Net``, 2 for ``SmallCNN``.
+    """
+    epochs = baseline_epochs(model) if epochs is None else epochs
+    if int(epochs) < 1:
+        raise ValueError(f"epochs must be a positive whole number, not {epochs!r}.")
     torch.manual_seed(seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
@@ -146,8 +162,9 @@ def train_baseline(model, train_loader, val_loader, epochs=BASELINE_EPOCHS, seed
 def load_baseline(model_class=None, device="cpu", loaders=None, retrain=False, path=None):
     """The trained baseline: loaded from ``checkpoints/`` or trained and saved when missing.
 
-    A missing, damaged or wrong-shaped checkpoint is rebuilt (with a warning). Returns the
-    model on ``device`` in eval mode. Introduced in 01_model_definition; used by 02-07.
+    A missing, damaged or wrong-shaped checkpoint is rebuilt (with a warning), training
+    ``baseline_epochs(model_class)`` epochs. Returns the model on ``device`` in eval mode.
+    Introduced in 01_model_definition (``Net``) and 06_structured_pruning (``SmallCNN``).
     """
     from .data import get_loaders
     from .models import Net
