@@ -1,0 +1,346 @@
+"""The course's results table, measured on this machine: ``make bench``.
+
+    .venv/bin/python benchmarks/run_all.py          # about 2-4 minutes on a 2-core CPU
+
+Measures, side by side in one run:
+
+1. the data pipeline: one training epoch with the course loaders against a per-sample
+   ``DataLoader`` + ``ToTensor`` pipeline (``benchmarks/data_pipeline.py``);
+2. structured pruning (notebook 06): half the hidden neurons of the MLP and half the channels of
+   the small CNN removed, CPU throughput at batch 256 against the dense model, with the FLOP
+   ratio (the limit), and the accuracy after a short fine-tune;
+3. compact storage (notebook 07): dense state_dict file against bitmask + gzip at 90/95/98%;
+4. accuracy against sparsity for layer-wise and global L1 pruning (notebooks 03-05), in one shot
+   and after one epoch of fine-tuning;
+5. on a CUDA GPU, if there is one: the structured speed-ups there, and 2:4 semi-structured
+   sparsity (compute capability 8.0+). Without one it says it measured the CPU only.
+
+Writes ``bench_results/results.json`` (everything, machine-readable), ``bench_results/results.md``
+and a copy of the Markdown at ``benchmarks/RESULTS.md`` (the README's results table).
+"""
+import copy
+import datetime
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.utils.prune as prune
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from course_utils import SmallCNN, accuracy, get_loaders, load_baseline, train  # noqa: E402
+from course_utils.latency import semi_structured_status, to_semi_structured  # noqa: E402
+from course_utils.measure import compare_speed, compare_throughput, count_flops, file_size  # noqa: E402
+from course_utils.pruning import prunable_weights  # noqa: E402
+from course_utils.storage import to_bytes  # noqa: E402
+from course_utils.surgery import remove_pruned_units  # noqa: E402
+
+RESULTS_DIR = ROOT / "bench_results"
+COMMITTED_TABLE = ROOT / "benchmarks" / "RESULTS.md"
+SPARSITIES = (0.5, 0.8, 0.9, 0.95, 0.98)
+STORAGE_SPARSITIES = (0.9, 0.95, 0.98)
+
+
+def log(message):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def cpu_name():
+    """The CPU's model name (Linux /proc/cpuinfo, else platform.processor())."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info():
+    """Where the numbers come from: CPU, cores, threads, OS, versions, GPU (or None)."""
+    gpu = None
+    if torch.cuda.is_available():
+        major, minor = torch.cuda.get_device_capability()
+        gpu = f"{torch.cuda.get_device_name()} (compute capability {major}.{minor})"
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
+            "torch": torch.__version__, "gpu": gpu,
+            "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M")}
+
+
+def fine_tune(model, loader, epochs, lr=0.01, cosine=False, weight_decay=0.0):
+    """The course's fine-tuning: SGD with momentum (notebooks 04-06), optionally a cosine schedule."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs) if cosine else None
+    train(model, loader, epochs=epochs, optimizer=optimizer, scheduler=scheduler, desc="fine-tuning")
+    return model
+
+
+def make_permanent(model):
+    for module, name in prunable_weights(model):
+        if prune.is_pruned(module):
+            prune.remove(module, name)
+    return model
+
+
+def prune_l1(model, sparsity, method):
+    """A pruned copy: one global L1 threshold, or the same fraction in every layer."""
+    model = copy.deepcopy(model)
+    pairs = prunable_weights(model)
+    if method == "global":
+        prune.global_unstructured(pairs, pruning_method=prune.L1Unstructured, amount=sparsity)
+    else:
+        for module, name in pairs:
+            prune.l1_unstructured(module, name=name, amount=sparsity)
+    return model
+
+
+def structured_mlp(baseline):
+    """Half the neurons of fc1 and fc2 masked by L2 norm (notebook 06), then removed."""
+    masked = copy.deepcopy(baseline)
+    prune.ln_structured(masked.fc1, name="weight", amount=0.5, n=2, dim=0)
+    prune.ln_structured(masked.fc2, name="weight", amount=0.5, n=2, dim=0)
+    return remove_pruned_units(masked)
+
+
+def structured_cnn(cnn):
+    """Half the filters of each conv masked by L2 norm, BatchNorm masked alike (notebook 06), then removed."""
+    masked = copy.deepcopy(cnn)
+    convs = [m for m in masked.features if isinstance(m, nn.Conv2d)]
+    norms = [m for m in masked.features if isinstance(m, nn.BatchNorm2d)]
+    for conv, bn in zip(convs, norms):
+        prune.ln_structured(conv, name="weight", amount=0.5, n=2, dim=0)
+        channel_mask = conv.weight_mask[:, 0, 0, 0]
+        prune.custom_from_mask(bn, name="weight", mask=channel_mask)
+        prune.custom_from_mask(bn, name="bias", mask=channel_mask)
+    return remove_pruned_units(masked)
+
+
+def cpu_eval(model):
+    return copy.deepcopy(model).cpu().eval()
+
+
+def speed_row(dense, small, images, repeats):
+    """CPU throughput of ``small`` against ``dense`` at batch 256, and the FLOP ratio."""
+    batch = images[:256].cpu()
+    speed = compare_throughput({"dense": cpu_eval(dense), "pruned": cpu_eval(small)}, batch,
+                               warmup=10, repeats=repeats)
+    flop_ratio = count_flops(cpu_eval(dense), batch[:1]) / count_flops(cpu_eval(small), batch[:1])
+    params = (sum(p.numel() for p in dense.parameters()), sum(p.numel() for p in small.parameters()))
+    return {"speedup": speed["pruned"]["speedup"], "flop_ratio": flop_ratio,
+            "dense_ms": 1e3 * speed["dense"]["median_s"], "pruned_ms": 1e3 * speed["pruned"]["median_s"],
+            "parameters": params}
+
+
+def bench_structured(device, repeats_mlp=300, repeats_cnn=30):
+    log("structured pruning: MLP")
+    train_loader, _, test_loader = get_loaders(device=device)
+    baseline = load_baseline(device=device)
+    small = structured_mlp(baseline)
+    mlp = speed_row(baseline, small, test_loader.images, repeats_mlp)
+    mlp["dense_acc"] = accuracy(baseline, test_loader)
+    mlp["acc_before"] = accuracy(small, test_loader)
+    fine_tune(small, train_loader, epochs=5, cosine=True, weight_decay=5e-4)
+    mlp["acc_after"], mlp["fine_tune"] = accuracy(small, test_loader), "5 epochs"
+
+    log("structured pruning: CNN")
+    cnn_train, _, cnn_test = get_loaders(flatten=False, device=device)
+    cnn = load_baseline(SmallCNN, device=device)
+    cnn_small = structured_cnn(cnn)
+    cnn_row = speed_row(cnn, cnn_small, cnn_test.images, repeats_cnn)
+    cnn_row["dense_acc"] = accuracy(cnn, cnn_test)
+    cnn_row["acc_before"] = accuracy(cnn_small, cnn_test)
+    fine_tune(cnn_small, cnn_train, epochs=1)
+    cnn_row["acc_after"], cnn_row["fine_tune"] = accuracy(cnn_small, cnn_test), "1 epoch"
+    return {"mlp": mlp, "cnn": cnn_row}, (baseline, small, cnn, cnn_small)
+
+
+def bench_storage(baseline):
+    log("compact storage at 90/95/98%")
+    rows = {}
+    for sparsity in STORAGE_SPARSITIES:
+        model = make_permanent(prune_l1(baseline, sparsity, "global"))
+        dense = file_size(model)
+        compact = len(to_bytes(model, layout="bitmask", compress=True))
+        csr = len(to_bytes(model, layout="csr", compress=True))
+        rows[str(sparsity)] = {"dense_bytes": dense, "compact_bytes": compact, "ratio": dense / compact,
+                               "csr_gzip_bytes": csr, "csr_ratio": dense / csr}
+    return rows
+
+
+def bench_accuracy(baseline, device):
+    log("accuracy against sparsity (layer-wise and global, one epoch of fine-tuning each)")
+    train_loader, _, test_loader = get_loaders(device=device)
+    rows = {"dense": accuracy(baseline, test_loader)}
+    for method in ("layer-wise", "global"):
+        for sparsity in SPARSITIES:
+            torch.manual_seed(0)
+            model = prune_l1(baseline, sparsity, method)
+            before = accuracy(model, test_loader)
+            fine_tune(model, train_loader, epochs=1)
+            rows[f"{method} {sparsity}"] = {"method": method, "sparsity": sparsity,
+                                           "one_shot": before, "fine_tuned": accuracy(model, test_loader)}
+    return rows
+
+
+def mask_2_4(weight):
+    """1 for the 2 largest |weights| of every group of 4 consecutive inputs (notebook 07)."""
+    groups = weight.detach().abs().reshape(weight.shape[0], -1, 4)
+    keep = groups.topk(2, dim=-1).indices
+    return torch.zeros_like(groups).scatter_(-1, keep, 1.0).reshape(weight.shape)
+
+
+def bench_cuda(models):
+    """Structured speed-ups on the GPU and 2:4 kernels (compute capability 8.0+)."""
+    device = torch.device("cuda")
+    baseline, small, cnn, cnn_small = models
+    out = {"device": torch.cuda.get_device_name(device)}
+    log(f"CUDA: structured speed-ups on {out['device']}")
+    _, _, test_loader = get_loaders(device=device)
+    _, _, cnn_test = get_loaders(flatten=False, device=device)
+    for name, dense, pruned, images in (("mlp", baseline, small, test_loader.images),
+                                        ("cnn", cnn, cnn_small, cnn_test.images)):
+        dense, pruned = copy.deepcopy(dense).to(device).eval(), copy.deepcopy(pruned).to(device).eval()
+        speed = compare_throughput({"dense": dense, "pruned": pruned}, images[:4096], warmup=10, repeats=50)
+        out[f"{name}_speedup_batch_4096"] = speed["pruned"]["speedup"]
+
+    ok, why = semi_structured_status(device)
+    out["semi_structured"] = why
+    if not ok:
+        log(f"CUDA: skipping 2:4 ({why})")
+        return out
+    log("CUDA: 2:4 semi-structured sparsity")
+    train_loader, _, test_loader = get_loaders(device=device)
+    model = copy.deepcopy(baseline).to(device)
+    for module, name in prunable_weights(model):
+        prune.custom_from_mask(module, name=name, mask=mask_2_4(module.weight))
+    out["2:4_acc_one_shot"] = accuracy(model, test_loader)
+    fine_tune(model, train_loader, epochs=2)
+    out["2:4_acc_fine_tuned"] = accuracy(model, test_loader)
+    make_permanent(model)
+    dense16 = copy.deepcopy(model).half().eval()
+    sparse16, report = to_semi_structured(model)
+    out["2:4_layers"] = report
+    x16 = test_loader.images.half()
+    speed = compare_speed({"dense": lambda: dense16(x16), "2:4": lambda: sparse16(x16)},
+                          warmup=10, repeats=50, device=device)
+    out["2:4_net_speedup_batch_10000"] = speed["2:4"]["speedup"]
+    big = nn.Linear(4096, 4096).half().to(device).eval()  # random weights: only the speed matters
+    with torch.no_grad():
+        big.weight.mul_(mask_2_4(big.weight))
+    big_sparse, _ = to_semi_structured(big)
+    xb = torch.randn(4096, 4096, dtype=torch.float16, device=device)
+    speed = compare_speed({"dense": lambda: big(xb), "2:4": lambda: big_sparse(xb)},
+                          warmup=10, repeats=50, device=device)
+    out["2:4_layer_4096_speedup"] = speed["2:4"]["speedup"]
+    return out
+
+
+def _pct(value):
+    return f"{value:.2f}%"
+
+
+def markdown_report(results):
+    """The results as Markdown: one small table per measurement, and the machine they ran on."""
+    m = results["machine"]
+    gpu = m["gpu"] or "none"
+    lines = [f"Measured with `make bench` on {m['date']}: {m['cpu']}, {m['cores']} cores "
+             f"({m['torch_threads']} torch threads), {m['os']}, Python {m['python']}, "
+             f"torch {m['torch']}; GPU: {gpu}. Total time {results['seconds']:.0f} s.", ""]
+    d = results["data_pipeline"]
+    slow, fast = d["epoch_seconds"].values()
+    lines += ["| Measurement | Result |", "|---|---|",
+              f"| Data pipeline: one epoch of `Net`, course loaders vs per-sample `DataLoader` + `ToTensor` "
+              f"(median of {d['repeats']}) | **{d['speedup']:.1f}x** faster ({fast:.2f} s vs {slow:.2f} s) |"]
+    for key, label in (("mlp", "MLP, 50% of hidden neurons removed"), ("cnn", "SmallCNN, 50% of channels removed")):
+        r = results["structured"][key]
+        lines.append(f"| {label}: CPU throughput at batch 256 | **{r['speedup']:.2f}x** (FLOP ratio, the limit: "
+                     f"{r['flop_ratio']:.2f}x); {r['parameters'][1]:,} of {r['parameters'][0]:,} parameters; "
+                     f"test accuracy {_pct(r['dense_acc'])} dense, {_pct(r['acc_after'])} after {r['fine_tune']} "
+                     f"of fine-tuning |")
+    for sparsity, r in results["storage"].items():
+        lines.append(f"| {float(sparsity):.0%}-sparse `Net` (global L1), bitmask + gzip vs dense state_dict | "
+                     f"**{r['ratio']:.1f}x** smaller ({r['compact_bytes'] / 1e3:.0f} KB vs "
+                     f"{r['dense_bytes'] / 1e3:.0f} KB; CSR + gzip {r['csr_ratio']:.1f}x) |")
+    acc = results["accuracy"]
+    lines += ["", f"Test accuracy of `Net` (dense: {_pct(acc['dense'])}) after L1 pruning, in one shot and "
+              "after one epoch of fine-tuning (SGD, momentum 0.9, lr 0.01):", "",
+              "| Sparsity | Layer-wise, one shot | Layer-wise, +1 epoch | Global, one shot | Global, +1 epoch |",
+              "|---|---|---|---|---|"]
+    for sparsity in SPARSITIES:
+        lw, gl = acc[f"layer-wise {sparsity}"], acc[f"global {sparsity}"]
+        lines.append(f"| {sparsity:.0%} | {_pct(lw['one_shot'])} | {_pct(lw['fine_tuned'])} | "
+                     f"{_pct(gl['one_shot'])} | {_pct(gl['fine_tuned'])} |")
+    cuda = results.get("cuda")
+    lines.append("")
+    if cuda is None:
+        lines.append("No CUDA GPU on this machine: everything above was measured on the CPU only.")
+    else:
+        text = (f"On the GPU ({cuda['device']}), batch 4096: structured MLP "
+                f"{cuda['mlp_speedup_batch_4096']:.2f}x, structured CNN {cuda['cnn_speedup_batch_4096']:.2f}x. ")
+        if "2:4_net_speedup_batch_10000" in cuda:
+            text += (f"2:4 semi-structured sparsity (fp16): `Net` {_pct(cuda['2:4_acc_fine_tuned'])} after 2 epochs, "
+                     f"speed-up {cuda['2:4_net_speedup_batch_10000']:.2f}x at batch 10,000; one 4096 x 4096 "
+                     f"layer {cuda['2:4_layer_4096_speedup']:.2f}x.")
+        else:
+            text += f"2:4 not measured: {cuda['semi_structured']}"
+        lines.append(text)
+    lines += ["", "Reproduce: `make bench` (writes `bench_results/results.json` and `results.md`). "
+              "Speed-ups are ratios measured side by side in one run (warm-up, repeats, median); "
+              "absolute times depend on the machine and on what else runs on it."]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(results, folder=RESULTS_DIR, committed=COMMITTED_TABLE):
+    """Write results.json and results.md into ``folder`` and copy the Markdown to ``committed``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    (folder / "results.md").write_text(markdown_report(results))
+    if committed is not None:
+        shutil.copyfile(folder / "results.md", committed)
+    return folder / "results.json", folder / "results.md"
+
+
+def main():
+    start = time.perf_counter()
+    results = {"machine": machine_info()}
+    log(f"machine: {results['machine']}")
+    train_device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    log("data pipeline (three epochs with each pipeline)")
+    from data_pipeline import run as data_pipeline_run
+    results["data_pipeline"] = data_pipeline_run()
+    log(f"data pipeline: {results['data_pipeline']['speedup']:.1f}x")
+
+    # CPU timings always run on CPU copies; training runs on the GPU when there is one
+    results["structured"], models = bench_structured(train_device)
+    for key in ("mlp", "cnn"):
+        r = results["structured"][key]
+        log(f"structured {key}: {r['speedup']:.2f}x (FLOP ratio {r['flop_ratio']:.2f}x), "
+            f"accuracy {r['dense_acc']:.2f}% -> {r['acc_after']:.2f}%")
+    results["storage"] = bench_storage(models[0])
+    results["accuracy"] = bench_accuracy(models[0], train_device)
+
+    if torch.cuda.is_available():
+        results["cuda"] = bench_cuda(models)
+    else:
+        results["cuda"] = None
+        log("no CUDA GPU: measured the CPU only")
+    results["seconds"] = time.perf_counter() - start
+    json_path, md_path = write_outputs(results)
+    print()
+    print(md_path.read_text())
+    log(f"wrote {json_path.relative_to(ROOT)}, {md_path.relative_to(ROOT)} and "
+        f"{COMMITTED_TABLE.relative_to(ROOT)} in {results['seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

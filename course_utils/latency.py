@@ -1,0 +1,111 @@
+"""Sparse kernels for honest latency measurements. Introduced in 07_from_masks_to_savings.
+
+Two ways to let a sparse weight skip its zeros at inference time:
+
+- ``CSRLinear`` / ``to_csr_model``: the weight as a ``torch.sparse`` CSR matrix (any device,
+  any sparsity pattern); pays only at high sparsity.
+- ``semi_structured_status`` / ``to_semi_structured``: NVIDIA's 2:4 sparse tensor cores through
+  ``torch.sparse.to_sparse_semi_structured`` (CUDA, compute capability 8.0+, fp16 weights that
+  are already 2:4 sparse).
+
+Time them against the dense model with ``course_utils.measure.compare_speed``.
+"""
+import copy
+import warnings
+
+import torch
+import torch.nn as nn
+
+__all__ = ["CSRLinear", "to_csr_model", "semi_structured_status", "to_semi_structured"]
+
+
+class CSRLinear(nn.Module):
+    """Inference-only copy of an ``nn.Linear`` whose weight is a ``torch.sparse`` CSR matrix.
+
+    ``forward`` computes ``bias + W @ x.T`` with a sparse-dense product, then transposes back:
+    the same result as the dense layer (to float rounding).
+    """
+
+    def __init__(self, linear):
+        super().__init__()
+        if not isinstance(linear, nn.Linear):
+            raise TypeError(f"CSRLinear copies an nn.Linear, not {type(linear).__name__}.")
+        weight = linear.weight.detach()  # for a masked layer, the masked weight
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        with warnings.catch_warnings():  # "Sparse CSR tensor support is in beta state"
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            self.weight = weight.to_sparse_csr()
+        bias = linear.bias.detach() if linear.bias is not None else weight.new_zeros(linear.out_features)
+        self.bias = bias[:, None].contiguous()
+
+    def forward(self, x):
+        return torch.addmm(self.bias, self.weight, x.T).T
+
+    def extra_repr(self):
+        nnz = self.weight.values().numel()
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"nonzero={nnz} ({100 * nnz / (self.in_features * self.out_features):.1f}%)")
+
+
+def to_csr_model(model):
+    """A copy of ``model`` in which every ``nn.Linear`` is a ``CSRLinear`` (for inference only).
+
+    Make pruning permanent first (``prune.remove``), or the copy keeps a masked weight anyway.
+    """
+    if any(name.endswith("_mask") for name, _ in model.named_buffers()):
+        raise ValueError("the model still carries pruning masks: call prune.remove(module, 'weight') "
+                         "on each pruned layer first (or work on a copy).")
+    sparse = copy.deepcopy(model).eval()
+    for name, module in list(sparse.named_modules()):
+        if isinstance(module, nn.Linear):
+            parent_name, _, child = name.rpartition(".")
+            parent = sparse.get_submodule(parent_name) if parent_name else sparse
+            setattr(parent, child, CSRLinear(module))
+    return sparse
+
+
+def semi_structured_status(device):
+    """``(True, description)`` when 2:4 sparse kernels can run on ``device``, else ``(False, why not)``."""
+    device = torch.device(device)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return False, ("no CUDA GPU here: 2:4 semi-structured kernels need an NVIDIA GPU of compute "
+                       "capability 8.0 or newer (A100, L4, H100...).")
+    major, minor = torch.cuda.get_device_capability(device)
+    name = torch.cuda.get_device_name(device)
+    if major < 8:
+        return False, (f"{name} has compute capability {major}.{minor}; 2:4 semi-structured kernels "
+                       "need 8.0 or newer (on Colab, choose an L4 or A100 instead of a T4).")
+    if not hasattr(torch.sparse, "to_sparse_semi_structured"):
+        return False, f"torch {torch.__version__} has no torch.sparse.to_sparse_semi_structured."
+    return True, f"{name}, compute capability {major}.{minor}"
+
+
+def to_semi_structured(model):
+    """A half-precision copy of ``model`` with its 2:4-sparse Linear weights on sparse tensor cores.
+
+    Every ``nn.Linear`` whose weight the kernels accept (2:4 sparse, shape a multiple of the
+    backend's block: 16x16 for cuSPARSELt, 32x64 for CUTLASS) is converted with
+    ``torch.sparse.to_sparse_semi_structured``; the others stay dense fp16. Returns
+    ``(copy, {layer name: "2:4" or the reason it stayed dense})``. Needs ``semi_structured_status``
+    to be true for the model's device; the weights must already follow the 2:4 pattern.
+    """
+    from torch.sparse import to_sparse_semi_structured
+    if any(name.endswith("_mask") for name, _ in model.named_buffers()):
+        raise ValueError("the model still carries pruning masks: call prune.remove(module, 'weight') "
+                         "on each pruned layer first (or work on a copy).")
+    fast = copy.deepcopy(model).half().eval()
+    report = {}
+    for name, module in fast.named_modules():
+        if not isinstance(module, nn.Linear):
+            continue
+        weight = module.weight.detach()
+        groups = (weight != 0).reshape(weight.shape[0], -1, 4).sum(-1) if weight.shape[1] % 4 == 0 else None
+        if groups is None or bool((groups > 2).any()):
+            report[name] = "dense: the weight is not 2:4 sparse"
+            continue
+        try:
+            module.weight = nn.Parameter(to_sparse_semi_structured(weight.contiguous()), requires_grad=False)
+            report[name] = "2:4"
+        except RuntimeError as err:  # shape or dtype the backend does not support
+            report[name] = f"dense: {str(err).splitlines()[0]}"
+    return fast, report
