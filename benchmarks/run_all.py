@@ -15,8 +15,9 @@ Measures, side by side in one run:
 5. on a CUDA GPU, if there is one: the structured speed-ups there, and 2:4 semi-structured
    sparsity (compute capability 8.0+). Without one it says it measured the CPU only.
 
-Writes ``bench_results/results.json`` (everything, machine-readable), ``bench_results/results.md``
-and a copy of the Markdown at ``benchmarks/RESULTS.md`` (the README's results table).
+Writes ``bench_results/results.json`` (everything, machine-readable), ``bench_results/results.md``,
+a copy of the Markdown at ``benchmarks/RESULTS.md`` and the same table into the README's Results
+section (between its ``results`` markers).
 """
 import copy
 import datetime
@@ -309,6 +310,20 @@ def write_outputs(results, folder=RESULTS_DIR, committed=COMMITTED_TABLE):
     return folder / "results.json", folder / "results.md"
 
 
+README = ROOT / "README.md"
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def update_readme(markdown, readme=README):
+    """Put ``markdown`` between the results markers of the README (its Results section)."""
+    text = Path(readme).read_text()
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{readme} has no {README_START} ... {README_END} markers to fill.")
+    head, rest = text.split(README_START, 1)
+    tail = rest.split(README_END, 1)[1]
+    Path(readme).write_text(f"{head}{README_START}\n{markdown}{README_END}{tail}")
+
+
 def main():
     start = time.perf_counter()
     results = {"machine": machine_info()}
@@ -336,10 +351,11 @@ def main():
         log("no CUDA GPU: measured the CPU only")
     results["seconds"] = time.perf_counter() - start
     json_path, md_path = write_outputs(results)
+    update_readme(md_path.read_text())
     print()
     print(md_path.read_text())
-    log(f"wrote {json_path.relative_to(ROOT)}, {md_path.relative_to(ROOT)} and "
-        f"{COMMITTED_TABLE.relative_to(ROOT)} in {results['seconds']:.0f} s")
+    log(f"wrote {json_path.relative_to(ROOT)}, {md_path.relative_to(ROOT)}, "
+        f"{COMMITTED_TABLE.relative_to(ROOT)} and the README's Results section in {results['seconds']:.0f} s")
 
 
 if __name__ == "__main__":

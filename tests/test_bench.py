@@ -78,3 +78,21 @@ def test_mask_2_4(run_all):
 def test_committed_table_exists():
     text = (ROOT / "benchmarks" / "RESULTS.md").read_text()
     assert "make bench" in text and "Measured with" in text
+
+
+def test_update_readme(run_all, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\n## Results\n\n{run_all.README_START}\nold\n{run_all.README_END}\n\n## Tests\n")
+    run_all.update_readme("| new | table |\n", readme)
+    assert readme.read_text() == (f"# Title\n\n## Results\n\n{run_all.README_START}\n| new | table |\n"
+                                  f"{run_all.README_END}\n\n## Tests\n")
+    readme.write_text("no markers")
+    with pytest.raises(ValueError, match="markers"):
+        run_all.update_readme("x", readme)
+
+
+def test_readme_shows_the_committed_results_table():
+    readme = (ROOT / "README.md").read_text()
+    committed = (ROOT / "benchmarks" / "RESULTS.md").read_text()
+    assert f"<!-- results:start -->\n{committed}<!-- results:end -->" in readme, \
+        "README's Results section differs from benchmarks/RESULTS.md: run `make bench`"
