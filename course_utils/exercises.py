@@ -25,6 +25,8 @@ def check_close(value, expected, tolerance, what, hint=""):
 
 def check_parameter_count(model_or_count, expected=None):
     """01: the number of parameters of the article's Net (784-256-128-10)."""
+    if model_or_count is None:
+        raise ExerciseCheckError("Not yet: replace None with your answer (a model or a number).")
     if expected is None:
         expected = 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10
     count = (model_or_count if isinstance(model_or_count, int)
