@@ -2,7 +2,6 @@
 
 Introduced in 01_model_definition.
 """
-import copy
 import os
 import tempfile
 import warnings
@@ -183,8 +182,3 @@ def load_baseline(model_class=None, device="cpu", loaders=None, retrain=False, p
     train_baseline(model, train_loader, val_loader)
     save_checkpoint({k: v.cpu() for k, v in model.state_dict().items()}, path)
     return model.eval()
-
-
-def clone(model):
-    """An independent copy of ``model`` (``copy.deepcopy``)."""
-    return copy.deepcopy(model)
