@@ -1,16 +1,20 @@
-"""Structured-pruning surgery: the smaller model computes exactly what the masked one did.
+"""Structured-pruning surgery: the smaller model computes exactly what the masked one did, or
+``remove_pruned_units`` refuses with a clear error.
 
-The shapes here are deliberately not the ones notebook 06 uses (several depths and widths,
-with and without bias, conv and linear), so the helper is tested beyond the notebook.
+The shapes here are deliberately not the ones the notebooks use (several depths, widths,
+activations, with and without bias, BatchNorm with non-trivial statistics, pooling, padding
+modes), so the helper is tested beyond the models it was written for.
 """
+import copy
+
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.utils.prune as prune
 
 from course_utils import Net, SmallCNN
-from course_utils.surgery import (chain_plan, kept_indices, remove_pruned_units,
-                                  shrink_conv_block, shrink_linear_pair)
+from course_utils.models import SmallResNet
+from course_utils.surgery import SurgeryError, keep_inputs, keep_outputs, kept_indices, remove_pruned_units
 
 
 def assert_same_outputs(a, b, x):
@@ -28,13 +32,14 @@ def mlp(widths, bias=True, act=nn.ReLU):
     return nn.Sequential(*layers)
 
 
-def cnn(channels, bias=True, batchnorm=True, head="pool", size=12):
+def cnn(channels, bias=True, batchnorm=True, head="pool", size=12, pool=nn.MaxPool2d, act=nn.ReLU,
+        padding_mode="zeros"):
     layers, c_in = [], 3
     for c in channels:
-        layers.append(nn.Conv2d(c_in, c, 3, padding=1, bias=bias))
+        layers.append(nn.Conv2d(c_in, c, 3, padding=1, bias=bias, padding_mode=padding_mode))
         if batchnorm:
             layers.append(nn.BatchNorm2d(c))
-        layers += [nn.ReLU(), nn.MaxPool2d(2)]
+        layers += [act(), pool(2)]
         c_in, size = c, size // 2
     if head == "pool":
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, 5)]
@@ -44,21 +49,25 @@ def cnn(channels, bias=True, batchnorm=True, head="pool", size=12):
 
 
 def calibrate(model, x):
-    """Give BatchNorm non-trivial running statistics."""
+    """Give BatchNorm non-trivial running statistics (and non-trivial scale and shift)."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
     model.train()
     with torch.no_grad():
         for _ in range(3):
-            model(x + torch.randn_like(x))
+            model(3 * x + 1 + torch.randn_like(x))
     return model.eval()
 
 
 def mask_channels(model, amount, n=2, silence=True):
-    """ln_structured on every layer but the last.
+    """ln_structured on every Linear/Conv2d but the last.
 
-    With ``silence``, a pruned conv channel is made to output exactly zero: its BatchNorm
-    scale and shift are masked too, or its conv bias when no BatchNorm follows (a padded
-    next conv cannot absorb a constant channel exactly). Linear neurons keep their bias,
-    so the MLP tests exercise the fold.
+    With ``silence``, a pruned conv channel is made to output exactly zero, as notebook 06
+    does: its BatchNorm scale and shift are masked too, or its conv bias when no BatchNorm
+    follows. Linear neurons keep their bias, so the MLP tests exercise the fold.
     """
     weights = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))][:-1]
     modules = list(model.modules())
@@ -98,87 +107,121 @@ def test_kept_indices_errors():
         kept_indices(torch.tensor(1.0))
 
 
-# --- Linear -------------------------------------------------------------------------------
+# --- the primitives ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("widths", [(7, 5, 3), (20, 33, 9, 4), (16, 64, 48, 32, 6)])
+def test_keep_outputs_and_inputs_of_linear_layers():
+    torch.manual_seed(0)
+    fc, nxt = nn.Linear(5, 6), nn.Linear(6, 2)
+    keep = torch.tensor([4, 1, 2])
+    new_fc, new_next = keep_outputs(fc, keep), keep_inputs(nxt, keep)
+    assert (new_fc.in_features, new_fc.out_features, new_next.in_features) == (5, 3, 3)
+    torch.testing.assert_close(new_fc.weight, fc.weight[[1, 2, 4]].detach())  # sorted, like the mask
+    torch.testing.assert_close(new_next.weight, nxt.weight[:, [1, 2, 4]].detach())
+    torch.testing.assert_close(new_next.bias, nxt.bias.detach())
+
+
+def test_keep_outputs_and_inputs_of_a_conv_block_with_zeroed_channels_are_exact():
+    torch.manual_seed(1)
+    x = torch.randn(4, 3, 9, 9)
+    conv, bn, nxt = nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.Conv2d(6, 4, 3, padding=1)
+    block = calibrate(nn.Sequential(conv, bn, nn.ReLU(), nxt), x)
+    with torch.no_grad():  # channels 0 and 3 output exactly zero
+        for p in (conv.weight, conv.bias, bn.weight, bn.bias):
+            p[[0, 3]] = 0
+    keep = kept_indices(conv.weight)
+    small = nn.Sequential(keep_outputs(conv, keep), keep_outputs(bn, keep), nn.ReLU(), keep_inputs(nxt, keep))
+    assert [small[0].out_channels, small[1].num_features, small[3].in_channels] == [4, 4, 4]
+    torch.testing.assert_close(small[1].running_var, bn.running_var[keep])
+    assert_same_outputs(block, small, x)
+
+
+def test_primitives_apply_masks_keep_mode_and_make_plain_layers():
+    fc = nn.Linear(4, 3)
+    prune.ln_structured(fc, "weight", amount=1, n=2, dim=0)
+    fc.eval()
+    new = keep_outputs(fc, kept_indices(fc.weight_mask))
+    assert new.out_features == 2 and not new.training
+    assert not hasattr(new, "weight_orig") and new.weight.is_leaf
+    bn = nn.BatchNorm2d(5, affine=False)
+    assert keep_inputs(bn, [0, 4]).num_features == 2 and keep_inputs(bn, [0, 4]).weight is None
+
+
+def test_primitive_errors():
+    fc = nn.Linear(4, 6)
+    with pytest.raises(ValueError, match="outside 0..5"):
+        keep_outputs(fc, [0, 6])
+    with pytest.raises(ValueError, match="outside 0..3"):
+        keep_inputs(fc, [4])
+    with pytest.raises(ValueError, match="same index twice"):
+        keep_outputs(fc, [1, 1])
+    with pytest.raises(ValueError, match="at least one unit"):
+        keep_outputs(fc, [])
+    with pytest.raises(TypeError, match="nn.Linear, nn.Conv2d and nn.BatchNorm2d"):
+        keep_outputs(nn.LayerNorm(4), [0])
+    with pytest.raises(SurgeryError, match="Torch-Pruning"):
+        keep_inputs(nn.Conv2d(8, 8, 3, groups=8), [0, 1])
+
+
+# --- remove_pruned_units: plain chains it has never seen ---------------------------------
+
+@pytest.mark.parametrize("widths", [(7, 5, 3), (20, 33, 9, 4), (16, 64, 48, 32, 24, 6)])
 @pytest.mark.parametrize("bias", [True, False])
-def test_chain_of_linear_layers_is_equivalent(widths, bias):
+def test_deep_mlps_are_equivalent(widths, bias):
     torch.manual_seed(len(widths))
     model = mask_channels(mlp(widths, bias=bias), amount=0.4)
-    small = remove_pruned_units(model)
     x = torch.randn(11, widths[0])
-    assert_same_outputs(model, small, x)
+    small = remove_pruned_units(model, x)
+    assert_same_outputs(model, small, torch.randn(7, widths[0]))
     hidden = [m.out_features for m in small if isinstance(m, nn.Linear)][:-1]
     assert hidden == [w - round(0.4 * w) for w in widths[1:-1]]
     assert not any(hasattr(m, "weight_orig") for m in small.modules()), "the copy carries no masks"
     assert any(hasattr(m, "weight_orig") for m in model.modules()), "the original is untouched"
 
 
-@pytest.mark.parametrize("act", [nn.Tanh, nn.Sigmoid])
-def test_other_activations_are_folded_with_their_function(act):
+@pytest.mark.parametrize("act", [nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.Softplus, nn.Identity])
+def test_any_activation_is_folded_exactly(act):
+    """The old helper assumed ReLU and silently returned a wrong model for tanh."""
     torch.manual_seed(1)
     model = mask_channels(mlp((10, 12, 8, 3), act=act), amount=0.5)
-    fn = {nn.Tanh: torch.tanh, nn.Sigmoid: torch.sigmoid}[act]
-    small = remove_pruned_units(model, activation=fn)
+    small = remove_pruned_units(model, torch.randn(6, 10))
     assert_same_outputs(model, small, torch.randn(5, 10))
 
 
-def test_removed_neurons_bias_is_folded_into_the_next_layer():
-    """A neuron with zero weights still outputs relu(bias): the fold keeps that constant."""
+def test_removed_neurons_constant_is_folded_even_without_a_next_bias():
     torch.manual_seed(2)
-    fc, nxt = nn.Linear(6, 4), nn.Linear(4, 3, bias=False)
+    model = nn.Sequential(nn.Linear(6, 4), nn.Tanh(), nn.Linear(4, 3, bias=False))
     with torch.no_grad():
-        fc.weight[1] = 0
-        fc.bias[1] = 2.5
-    new_fc, new_next = shrink_linear_pair(fc, nxt, [0, 2, 3])
-    assert (new_fc.out_features, new_next.in_features) == (3, 3)
-    assert new_next.bias is not None, "a bias is created to hold the folded constant"
-    x = torch.randn(4, 6)
-    torch.testing.assert_close(new_next(torch.relu(new_fc(x))), nxt(torch.relu(fc(x))))
+        model[0].weight[1] = 0
+        model[0].bias[1] = 2.5  # the removed neuron still sends tanh(2.5)
+    small = remove_pruned_units(model, torch.randn(3, 6))
+    assert (small[0].out_features, small[2].in_features) == (3, 3)
+    assert small[2].bias is not None, "a bias is created to hold the folded constant"
+    assert_same_outputs(model, small, torch.randn(4, 6))
 
 
-def test_shrink_linear_pair_keeps_order_device_and_mode():
-    fc, nxt = nn.Linear(5, 6), nn.Linear(6, 2)
-    fc.eval()
-    new_fc, _ = shrink_linear_pair(fc, nxt, torch.tensor([4, 1]))
-    torch.testing.assert_close(new_fc.weight, fc.weight[[1, 4]].detach())
-    assert not new_fc.training and new_fc.weight.device == fc.weight.device
-
-
-def test_stale_masked_weight_is_not_used():
-    """After an optimizer step, ``module.weight`` is stale until the next forward."""
-    torch.manual_seed(3)
-    model = mask_channels(mlp((8, 10, 4)), amount=0.5)
-    opt = torch.optim.SGD(model.parameters(), lr=0.5)
-    model(torch.randn(4, 8)).sum().backward()
-    opt.step()
-    small = remove_pruned_units(model)  # no forward since the step
-    assert_same_outputs(model, small, torch.randn(6, 8))
-
-
-# --- Conv2d -------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("channels", [(4, 6), (8, 5, 12)])
+@pytest.mark.parametrize("channels", [(4, 6), (8, 5, 12), (6, 6, 6, 6)])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("head", ["pool", "flatten"])
-def test_chain_of_conv_blocks_is_equivalent(channels, bias, head):
+def test_conv_stacks_with_batchnorm_and_pooling_are_equivalent(channels, bias, head):
     torch.manual_seed(sum(channels))
-    x = torch.randn(4, 3, 12, 12)
-    model = mask_channels(calibrate(cnn(channels, bias=bias, head=head), x), amount=0.5)
-    small = remove_pruned_units(model)
-    assert_same_outputs(model, small, x)
+    size = 16 if len(channels) == 4 else 12
+    x = torch.randn(4, 3, size, size)
+    model = mask_channels(calibrate(cnn(channels, bias=bias, head=head, size=size), x), amount=0.5)
+    small = remove_pruned_units(model, x)
+    assert_same_outputs(model, small, torch.randn(2, 3, size, size))
     kept = [m.out_channels for m in small.modules() if isinstance(m, nn.Conv2d)]
     assert kept == [c - round(0.5 * c) for c in channels]
     bns = [m for m in small.modules() if isinstance(m, nn.BatchNorm2d)]
     assert [b.running_mean.numel() for b in bns] == kept, "BatchNorm statistics shrink too"
 
 
-@pytest.mark.parametrize("bias", [True, False])
-def test_conv_without_batchnorm(bias):
+@pytest.mark.parametrize("pool", [nn.AvgPool2d, nn.MaxPool2d])
+@pytest.mark.parametrize("act", [nn.ReLU, nn.SiLU])
+def test_conv_without_batchnorm(pool, act):
     torch.manual_seed(4)
     x = torch.randn(3, 3, 12, 12)
-    model = mask_channels(cnn((6, 10), bias=bias, batchnorm=False), amount=0.5)
-    assert_same_outputs(model, remove_pruned_units(model), x)
+    model = mask_channels(cnn((6, 10), batchnorm=False, pool=pool, act=act), amount=0.5)
+    assert_same_outputs(model, remove_pruned_units(model, x), x)
 
 
 def test_constant_channels_fold_exactly_into_a_linear_head():
@@ -188,70 +231,202 @@ def test_constant_channels_fold_exactly_into_a_linear_head():
         x = torch.randn(4, 3, 12, 12)
         model = calibrate(cnn((5,), head=head), x)
         prune.ln_structured(model[0], "weight", amount=0.4, n=1, dim=0)
-        small = remove_pruned_units(model)
+        small = remove_pruned_units(model, x)
         assert small[0].out_channels == 3
         assert_same_outputs(model, small, x)
 
 
-def test_unsilenced_batchnorm_folds_exactly_into_unpadded_next_conv():
+@pytest.mark.parametrize("padding, mode", [(0, "zeros"), (1, "reflect"), (1, "circular")])
+def test_constant_channels_fold_exactly_into_a_conv_that_does_not_pad_with_zeros(padding, mode):
     torch.manual_seed(5)
-    conv, bn, nxt = nn.Conv2d(2, 6, 3), nn.BatchNorm2d(6), nn.Conv2d(6, 4, 3, padding=0)
-    block = calibrate(nn.Sequential(conv, bn, nn.ReLU(), nxt), torch.randn(8, 2, 9, 9))
+    x = torch.randn(8, 2, 9, 9)
+    block = nn.Sequential(nn.Conv2d(2, 6, 3), nn.BatchNorm2d(6), nn.ReLU(),
+                          nn.Conv2d(6, 4, 3, padding=padding, padding_mode=mode))
+    block = calibrate(block, x)
     with torch.no_grad():
-        conv.weight[[0, 3]] = 0  # BatchNorm still shifts these channels: relu(beta') != 0
-    keep = kept_indices(conv.weight)
-    new_conv, new_bn, new_next = shrink_conv_block(conv, bn, nxt, keep)
-    small = nn.Sequential(new_conv, new_bn, nn.ReLU(), new_next)
+        block[0].weight[[0, 3]] = 0
+        block[1].bias[[0, 3]] = 1.0  # relu(BN(bias)) of these channels is a positive constant
+    small = remove_pruned_units(block, x)
+    assert small[0].out_channels == 4
     assert_same_outputs(block, small, torch.randn(2, 2, 9, 9))
 
 
-def test_shrink_conv_block_without_batchnorm_returns_none():
-    conv, nxt = nn.Conv2d(1, 4, 3), nn.Conv2d(4, 2, 1)
-    new_conv, new_bn, new_next = shrink_conv_block(conv, None, nxt, [1, 2])
-    assert new_bn is None and new_conv.out_channels == 2 and new_next.in_channels == 2
-
-
-def test_smallcnn_and_net_plans():
-    assert chain_plan(Net()) == [("fc1", "fc2"), ("fc2", "fc3")]
-    assert chain_plan(SmallCNN()) == [("features.0", "features.1", "features.3"),
-                                      ("features.3", "features.4", "features.6"),
-                                      ("features.6", "features.7", "classifier")]
-
-
-def test_smallcnn_other_widths_is_equivalent_and_smaller():
+def test_net_and_smallcnn_as_notebook_06_uses_them():
     torch.manual_seed(6)
+    net = Net()
+    for layer in (net.fc1, net.fc2):
+        prune.ln_structured(layer, "weight", amount=0.5, n=2, dim=0)
+    small = remove_pruned_units(net, torch.randn(16, 784))
+    assert [small.fc1.out_features, small.fc2.out_features] == [128, 64]
+    assert_same_outputs(net, small, torch.randn(4, 784))
+
     x = torch.randn(4, 1, 28, 28)
     model = mask_channels(calibrate(SmallCNN((6, 10, 14)), x), amount=0.5)
-    small = remove_pruned_units(model)
+    small = remove_pruned_units(model, x)
     assert_same_outputs(model, small, x)
     assert small.classifier.in_features == 7 * 7 * 7, "7 channels of 7x7 features are left"
-    assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in SmallCNN((6, 10, 14)).parameters()) / 2
 
 
-# --- errors -------------------------------------------------------------------------------
+def test_model_is_left_unchanged_and_stale_weights_are_not_used():
+    torch.manual_seed(3)
+    model = mask_channels(mlp((8, 10, 4)), amount=0.5)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    model(torch.randn(4, 8)).sum().backward()
+    opt.step()  # module.weight is now stale until the next forward pass
+    model.train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    small = remove_pruned_units(model, torch.randn(5, 8))
+    assert model.training and small.training, "training mode kept on both"
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    copy.deepcopy(model)  # still possible: no autograd graph left behind in the model
+    assert_same_outputs(model, small, torch.randn(6, 8))
 
-def test_errors_say_what_is_wrong():
-    fc, nxt = nn.Linear(4, 6), nn.Linear(6, 2)
-    with pytest.raises(ValueError, match="outside 0..5"):
-        shrink_linear_pair(fc, nxt, [0, 6])
-    with pytest.raises(ValueError, match="same index twice"):
-        shrink_linear_pair(fc, nxt, [1, 1])
-    with pytest.raises(ValueError, match="at least one unit"):
-        shrink_linear_pair(fc, nxt, [])
-    with pytest.raises(TypeError, match="shrink_conv_block"):
-        shrink_linear_pair(nn.Conv2d(1, 6, 3), nxt, [0])
-    with pytest.raises(ValueError, match="really the next layer"):
-        shrink_linear_pair(fc, nn.Linear(5, 2), [0])
-    with pytest.raises(TypeError, match="nn.Linear or nn.Conv2d"):
-        shrink_linear_pair(fc, nn.ReLU(), [0])
-    conv = nn.Conv2d(3, 8, 3)
-    with pytest.raises(NotImplementedError, match="Torch-Pruning"):
-        shrink_conv_block(conv, None, nn.Conv2d(8, 8, 3, groups=8), [0, 1])
-    with pytest.raises(NotImplementedError, match="Torch-Pruning"):
-        shrink_conv_block(nn.Conv2d(4, 8, 3, groups=2), None, nn.Conv2d(8, 2, 1), [0])
-    with pytest.raises(ValueError, match="BatchNorm2d\\(8\\)"):
-        shrink_conv_block(conv, nn.BatchNorm2d(7), nn.Conv2d(8, 2, 1), [0])
-    with pytest.raises(ValueError, match="fewer than two"):
-        chain_plan(nn.Sequential(nn.Linear(3, 2)))
-    with pytest.raises(ValueError, match="each plan group"):
-        remove_pruned_units(Net(), plan=[("fc1",)])
+
+# --- refusals: a clear error, never a wrong model -----------------------------------------
+
+class Residual(nn.Module):
+    def __init__(self, c=6):
+        super().__init__()
+        self.stem = nn.Conv2d(3, c, 3, padding=1)
+        self.conv1 = nn.Conv2d(c, c, 3, padding=1)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1)
+        self.head = nn.Linear(c, 4)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        x = torch.relu(self.conv2(torch.relu(self.conv1(x))) + x)
+        return self.head(x.mean(dim=(2, 3)))
+
+
+class Shared(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.out = nn.Linear(5, 5), nn.Linear(5, 5), nn.Linear(5, 2)
+
+    def forward(self, x):
+        return self.out(self.fc2(torch.relu(self.fc2(torch.relu(self.fc1(x))))))
+
+
+class Reordered(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.out = nn.Linear(6, 2)
+        self.fc = nn.Linear(4, 6)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.fc(x)))
+
+
+class InputSkip(nn.Module):
+    """A branch from the model input straight to the last layer (a concatenation)."""
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(4, 6), nn.Linear(10, 2)
+
+    def forward(self, x):
+        return self.fc2(torch.cat([torch.relu(self.fc1(x)), x], dim=1))
+
+
+class Shuffle(nn.Module):
+    """A plain chain, but an interleaving of the units between the layers breaks the pairing."""
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(4, 6), nn.Linear(6, 5), nn.Linear(5, 2)
+
+    def forward(self, x):
+        h = torch.relu(self.fc1(x))
+        h = h.reshape(len(h), 2, -1).transpose(1, 2).reshape(len(h), -1)  # 0 3 1 4 2 5 for 6 units
+        return self.fc3(torch.relu(self.fc2(h)))
+
+
+def prune_first(model, amount=0.5):
+    first = next(m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d)))
+    prune.ln_structured(first, "weight", amount=amount, n=2, dim=0)
+    return model
+
+
+@pytest.mark.parametrize("model, x, match", [
+    (Residual(), torch.randn(2, 3, 8, 8), "not a plain chain.*depends on the output of stem.*skip connection"),
+    (SmallResNet(), torch.randn(2, 1, 28, 28), "not a plain chain.*skip connection"),
+    (Shared(), torch.randn(3, 5), "fc2 runs 2 times.*shared layer"),
+    (Reordered(), torch.randn(3, 4), "defines out before fc.*forward runs fc first"),
+    (InputSkip(), torch.randn(3, 4), "input of fc2 depends on the model input"),
+    (nn.Sequential(nn.Linear(4, 6), nn.LayerNorm(6), nn.Linear(6, 2)), torch.randn(3, 4), "LayerNorm"),
+    (nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.Linear(6, 2)), torch.randn(3, 4), "BatchNorm1d"),
+    (nn.Sequential(nn.Conv2d(4, 8, 1), nn.Conv2d(8, 8, 3, groups=8), nn.Conv2d(8, 2, 1)),
+     torch.randn(2, 4, 5, 5), "grouped or depthwise"),
+    (nn.Sequential(nn.Linear(4, 2)), torch.randn(3, 4), "fewer than two"),
+])
+def test_non_chains_are_refused_with_a_reason_and_a_pointer(model, x, match):
+    model = prune_first(model)
+    with pytest.raises(SurgeryError, match=match) as err:
+        remove_pruned_units(model, x)
+    if "grouped" in match or "chain" in match or "shared" in match or "defines" in match:
+        assert "Torch-Pruning" in str(err.value)
+
+
+def test_unsilenced_channels_before_a_zero_padded_conv_are_refused_with_the_fix():
+    """The VGG-style case: the old helper returned a model that differed at the image border."""
+    torch.manual_seed(8)
+    x = torch.randn(4, 3, 12, 12)
+    model = calibrate(cnn((6, 8), head="flatten"), x)
+    with torch.no_grad():
+        model[1].bias.fill_(1.0)  # every channel of the first block passes a positive shift
+    prune.ln_structured(model[0], "weight", amount=0.5, n=2, dim=0)
+    with pytest.raises(SurgeryError, match="pads its input with zeros.*custom_from_mask"):
+        remove_pruned_units(model, x)
+    mask_channels(model, amount=0.5)  # the fix the message gives: silence the pruned channels
+    assert_same_outputs(model, remove_pruned_units(model, x), x)
+
+
+def test_a_wrong_pairing_is_caught_by_the_self_check_and_names_the_layer():
+    torch.manual_seed(9)
+    model = Shuffle()  # removed neurons 1 and 2 land on inputs 2 and 4 of fc2: not the ones we drop
+    prune.custom_from_mask(model.fc1, "weight", torch.tensor([1, 0, 0, 1, 1, 1.0])[:, None].expand(6, 4))
+    with pytest.raises(SurgeryError, match="pruned units of fc1 do not output a constant.*moves or mixes"):
+        remove_pruned_units(model, torch.randn(5, 4))
+    model = Shuffle()  # removed neurons 0 and 5 stay in place: only the kept ones are mixed up
+    prune.custom_from_mask(model.fc1, "weight", torch.tensor([0, 1, 1, 1, 1, 0.0])[:, None].expand(6, 4))
+    with pytest.raises(SurgeryError, match="from fc2 on.*not returned"):
+        remove_pruned_units(model, torch.randn(5, 4))
+
+
+def test_channel_last_flatten_is_caught_by_the_self_check():
+    class ChannelsLast(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.bn, self.fc = nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Linear(4 * 16, 3)
+
+        def forward(self, x):
+            return self.fc(torch.relu(self.bn(self.conv(x))).permute(0, 2, 3, 1).flatten(1))
+
+    torch.manual_seed(10)
+    model = mask_channels(ChannelsLast(), amount=0.5)
+    with pytest.raises(SurgeryError, match="pruned units of conv do not output a constant.*moves or mixes"):
+        remove_pruned_units(model, torch.randn(3, 1, 4, 4))
+
+
+def test_example_input_is_required_and_must_reach_every_layer():
+    with pytest.raises(TypeError, match="example_input"):
+        remove_pruned_units(Net())
+
+    class Unused(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2, self.spare = nn.Linear(4, 6), nn.Linear(6, 2), nn.Linear(6, 2)
+
+        def forward(self, x):
+            return self.fc2(torch.relu(self.fc1(x)))
+
+    with pytest.raises(SurgeryError, match="spare never runs"):
+        remove_pruned_units(Unused(), torch.randn(2, 4))
+
+
+def test_in_place_activations_and_dropout_in_the_chain():
+    torch.manual_seed(11)
+    x = torch.randn(4, 3, 12, 12)
+    model = mask_channels(calibrate(cnn((6, 8), act=lambda: nn.ReLU(inplace=True)), x), amount=0.5)
+    assert_same_outputs(model, remove_pruned_units(model, x), x)
+    model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(inplace=True), nn.Dropout(0.5), nn.Linear(8, 3))
+    prune.ln_structured(model[0], "weight", amount=0.5, n=2, dim=0)
+    assert_same_outputs(model, remove_pruned_units(model, torch.randn(6, 5)), torch.randn(6, 5))
