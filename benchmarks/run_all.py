@@ -108,7 +108,8 @@ def structured_mlp(baseline):
     masked = copy.deepcopy(baseline)
     prune.ln_structured(masked.fc1, name="weight", amount=0.5, n=2, dim=0)
     prune.ln_structured(masked.fc2, name="weight", amount=0.5, n=2, dim=0)
-    return remove_pruned_units(masked)
+    example = torch.randn(256, 784, device=masked.fc1.weight.device)  # any input: the surgery checks itself on it
+    return remove_pruned_units(masked, example)
 
 
 def structured_cnn(cnn):
@@ -121,7 +122,8 @@ def structured_cnn(cnn):
         channel_mask = conv.weight_mask[:, 0, 0, 0]
         prune.custom_from_mask(bn, name="weight", mask=channel_mask)
         prune.custom_from_mask(bn, name="bias", mask=channel_mask)
-    return remove_pruned_units(masked)
+    example = torch.randn(64, 1, 28, 28, device=convs[0].weight.device)  # any input: the surgery checks itself on it
+    return remove_pruned_units(masked, example)
 
 
 def cpu_eval(model):
