@@ -85,8 +85,10 @@ def _plain_conv(conv):
 
 @torch.no_grad()
 def _batchnorm(bn, idxs):
-    k = idxs.to(bn.running_mean.device if bn.running_mean is not None else _current(bn, "weight").device)
     ref = bn.running_mean if bn.running_mean is not None else _current(bn, "weight")
+    if ref is None:
+        raise SurgeryError("a BatchNorm2d without affine parameters or running statistics has nothing to keep.")
+    k = idxs.to(ref.device)
     new = nn.BatchNorm2d(len(idxs), eps=bn.eps, momentum=bn.momentum, affine=bn.affine,
                          track_running_stats=bn.track_running_stats, device=ref.device, dtype=ref.dtype)
     if bn.affine:
@@ -296,7 +298,7 @@ def _plan(model, example_input):
     return plan, seen["input"]
 
 
-def _removed_value(model_name, producer, consumer, layer, x, keep, channels):
+def _removed_value(producer, consumer, layer, x, keep, channels):
     """What the removed units send to ``layer`` (its input ``x``): one constant per removed input.
 
     Returns ``(kept input indices, removed input indices, constants)``; raises
@@ -311,28 +313,24 @@ def _removed_value(model_name, producer, consumer, layer, x, keep, channels):
                                f"{channels} units of {producer}.")
         per = layer.in_features // channels  # > 1 when a Flatten of C x H x W sits in between
         cols = (torch.arange(channels)[:, None] * per + torch.arange(per)).flatten()
-        values = x.reshape(-1, layer.in_features)
         kept_cols, removed_cols = cols.reshape(channels, per)[~removed].flatten(), \
             cols.reshape(channels, per)[removed].flatten()
-        slices = values[:, removed_cols.to(values.device)]
-        reduce = (0,)
+        slices = x.reshape(-1, layer.in_features)[:, removed_cols.to(x.device)]  # (examples, removed inputs)
     else:
         if layer.in_channels != channels:
             raise SurgeryError(f"{consumer} reads {layer.in_channels} channels but {producer} makes "
                                f"{channels}: something between them changes the channels.")
         kept_cols, removed_cols = (~removed).nonzero().flatten(), removed.nonzero().flatten()
-        slices = x[:, removed_cols.to(x.device)].transpose(0, 1).flatten(1).T
-        reduce = (0,)
+        slices = x[:, removed_cols.to(x.device)].transpose(0, 1).flatten(1).T  # (examples x pixels, removed)
     if removed_cols.numel() == 0:
         return kept_cols, removed_cols, None
-    low, high = slices.amin(dim=reduce), slices.amax(dim=reduce)
-    scale = 1e-5 * (1 + slices.abs().amax(dim=reduce))
-    if bool(((high - low) > scale).any()):
+    low, high = slices.amin(dim=0), slices.amax(dim=0)
+    if bool(((high - low) > 1e-5 * (1 + slices.abs().amax(dim=0))).any()):
         raise SurgeryError(f"the pruned units of {producer} do not output a constant on example_input "
                            f"(as seen by {consumer}): something between the layers moves or mixes units (a permutation, "
                            "a reshape), or feeds them. remove_pruned_units only removes units whose whole weight "
                            "row or filter is zero, in a plain chain. " + TORCH_PRUNING_HINT)
-    constants = slices.mean(dim=reduce)
+    constants = slices.mean(dim=0)
     if isinstance(layer, nn.Conv2d) and bool((constants != 0).any()) and layer.padding_mode == "zeros" \
             and any(p != 0 for p in _padding(layer)):
         n = int((constants != 0).sum())
@@ -448,8 +446,8 @@ def remove_pruned_units(model, example_input, rtol=1e-4, atol=1e-5):
             keeps[name] = keep
             news[name] = keep_outputs(model.get_submodule(name), keep)
         nxt = model.get_submodule(consumer)
-        kept_cols, removed_cols, constants = _removed_value(kind, producer, consumer, nxt,
-                                                            inputs[consumer], keep, channels)
+        kept_cols, removed_cols, constants = _removed_value(producer, consumer, nxt, inputs[consumer],
+                                                            keep, channels)
         news[consumer] = _fold(keep_inputs(nxt, kept_cols), nxt, removed_cols, constants)
     for name, new in news.items():
         _replace(small, name, new)
