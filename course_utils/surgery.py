@@ -19,6 +19,7 @@ concatenations and shared layers need a dependency graph: Torch-Pruning (noteboo
 Introduced in 06_structured_pruning; 08_pruning_a_residual_network uses the primitives on
 a residual block and shows where ``remove_pruned_units`` stops.
 """
+import contextlib
 import copy
 
 import torch
@@ -413,6 +414,19 @@ def _verify(kind, masked, small, example_input, keeps, rtol, atol):
                                "function)? " + TORCH_PRUNING_HINT)
 
 
+@contextlib.contextmanager
+def _full_precision():
+    """No TF32 rounding on a GPU while checking: a float32 comparison must mean float32."""
+    matmul, cudnn = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    try:
+        torch.set_float32_matmul_precision("highest")
+        torch.backends.cudnn.allow_tf32 = False
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = cudnn
+        torch.set_float32_matmul_precision(matmul)
+
+
 def remove_pruned_units(model, example_input, rtol=1e-4, atol=1e-5):
     """A smaller copy of ``model`` without the neurons/channels that structured pruning zeroed.
 
@@ -429,9 +443,15 @@ def remove_pruned_units(model, example_input, rtol=1e-4, atol=1e-5):
     shared layer, definition order != forward order) or when a zero-padded conv follows a
     pruned channel that is not exactly zero. Then both models run on ``example_input`` in
     eval mode, and a ``SurgeryError`` names the first layer whose output differs beyond
-    ``rtol``/``atol``: a wrong model is never returned. ``model`` is left unchanged; the copy
-    carries no pruning masks. Introduced in 06_structured_pruning.
+    ``rtol``/``atol`` (with TF32 turned off on GPUs meanwhile): a wrong model is never
+    returned. ``model`` is left unchanged; the copy carries no pruning masks. Introduced in
+    06_structured_pruning.
     """
+    with _full_precision():
+        return _remove_pruned_units(model, example_input, rtol, atol)
+
+
+def _remove_pruned_units(model, example_input, rtol, atol):
     kind = type(model).__name__
     plan, inputs = _plan(model, example_input)
     small = _deepcopy(model)

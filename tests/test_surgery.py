@@ -430,3 +430,15 @@ def test_in_place_activations_and_dropout_in_the_chain():
     model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(inplace=True), nn.Dropout(0.5), nn.Linear(8, 3))
     prune.ln_structured(model[0], "weight", amount=0.5, n=2, dim=0)
     assert_same_outputs(model, remove_pruned_units(model, torch.randn(6, 5)), torch.randn(6, 5))
+
+
+def test_precision_settings_are_restored():
+    before = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    torch.set_float32_matmul_precision("high")
+    try:
+        model = mask_channels(mlp((6, 8, 3)), amount=0.5)
+        remove_pruned_units(model, torch.randn(4, 6))
+        assert torch.get_float32_matmul_precision() == "high"
+        assert torch.backends.cudnn.allow_tf32 == before[1]
+    finally:
+        torch.set_float32_matmul_precision(before[0])
