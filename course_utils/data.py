@@ -269,9 +269,9 @@ def get_loaders(name="fashion-mnist", batch_size=128, val_size=5000, flatten=Tru
 
     The validation split is ``val_size`` training images chosen by a fixed seed
     (``SPLIT_SEED``), so it is the same in every notebook and every run; the test set is
-    kept for final numbers. ``seed`` (default ``course_seed()``) orders the training batches. ``flatten=True``
-    gives 784-long vectors for the article's ``Net``; ``flatten=False`` gives 1x28x28 images
-    for a CNN. Everything sits on ``device`` already.
+    kept for final numbers. ``seed`` (default ``course_seed()``) orders the training
+    batches. ``flatten=True`` gives 784-long vectors for the article's ``Net``;
+    ``flatten=False`` gives 1x28x28 images for a CNN. Everything sits on ``device`` already.
     """
     key = (dataset_info(name)["torchvision"], str(data_dir or os.environ.get("COURSE_DATA_DIR")))
     if key not in _CACHE:

@@ -1,4 +1,4 @@
-"""Training, the article's ``validate``, accuracy, and the cached baseline.
+"""Training, the article's ``validate``, accuracy, checkpoints and the reference baselines.
 
 Introduced in 01_model_definition.
 """
