@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.course-installed
 
-.PHONY: lab test data execute unit notebooks bench student clean
+.PHONY: lab test data execute unit notebooks bench sweep student clean
 
 lab: $(STAMP) data  ## start JupyterLab on notebooks/ (localhost, token authentication on)
 	$(PY) -m jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1
@@ -30,8 +30,11 @@ execute: $(STAMP)  ## re-run every notebook top to bottom and store its outputs
 	$(PY) -m jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.timeout=600 notebooks/[0-9][0-9]_*.ipynb
 
-bench: $(STAMP)  ## measure the results table on this machine (writes bench_results/)
+bench: $(STAMP)  ## measure the results table on this machine (writes bench_results/, prints it)
 	$(PY) benchmarks/run_all.py
+
+sweep: $(STAMP)  ## every notebook under seeds 0-4 x threads 1, 2: proves the claims (benchmarks/CLAIMS.md)
+	$(PY) tools/sweep.py
 
 student: $(STAMP)  ## write the student edition (no outputs, no solutions) into student/
 	$(PY) tools/make_student.py

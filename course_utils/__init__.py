@@ -1,7 +1,9 @@
 """Helpers for the course 'Pruning Neural Networks in PyTorch'.
 
-Small modules by topic: env (setup), data, models, training, pruning, measure, plots,
-widgets, exercises. The pruning calls themselves stay in the notebooks.
+Small modules by topic: env (setup, seed, threads), data, models, training (loops, checkpoints
+and the reference baselines shipped in ``baselines/``), pruning, measure, plots, widgets,
+surgery, storage, latency, claims (the checked results of the text) and exercises. The pruning
+calls themselves stay in the notebooks.
 """
 from .env import REPO_URL, setup, pick_device, project_dir
 from .data import get_loaders, load_dataset, class_names

@@ -15,13 +15,35 @@ REPO_URL = "https://github.com/pruning-course/pytorch-pruning-course"
 
 
 def project_dir():
-    """The course checkout (where ``data/`` and ``checkpoints/`` live).
+    """The folder where ``data/`` and ``checkpoints/`` live.
 
-    The folder above this package when it is a checkout; otherwise (a pip install on
-    Colab) the current working directory.
+    ``COURSE_HOME`` when set (``make sweep`` gives each run a fresh one); else the course
+    checkout above this package; else (a pip install on Colab) the current working directory.
     """
+    if os.environ.get("COURSE_HOME"):
+        return Path(os.environ["COURSE_HOME"])
     root = Path(__file__).resolve().parents[1]
     return root if (root / "pyproject.toml").is_file() else Path.cwd()
+
+
+def _whole_number(variable, default, minimum):
+    value = os.environ.get(variable, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < minimum:
+        raise ValueError(f"{variable}={value!r} must be a whole number >= {minimum}: "
+                         f"unset it or fix it, for example export {variable}={max(minimum, 1)}.")
+    return int(value)
+
+
+def course_seed():
+    """The seed of this run: ``COURSE_SEED`` when set, else 0 (``make sweep`` varies it)."""
+    return _whole_number("COURSE_SEED", 0, 0)
+
+
+def course_threads():
+    """Torch CPU threads asked for by ``COURSE_THREADS``, or None (torch's own default)."""
+    return _whole_number("COURSE_THREADS", None, 1)
 
 
 def in_colab():
@@ -41,8 +63,9 @@ def pick_device(prefer=None):
     return torch.device("cpu")
 
 
-def seed_everything(seed=0):
-    """Seed Python, and PyTorch on every device, so a run repeats."""
+def seed_everything(seed=None):
+    """Seed Python, and PyTorch on every device, so a run repeats (default: ``course_seed()``)."""
+    seed = course_seed() if seed is None else seed
     random.seed(seed)
     torch.manual_seed(seed)  # also seeds CUDA and MPS
 
@@ -59,9 +82,17 @@ def describe_device(device):
     return f"cpu: no GPU found; {hint}"
 
 
-def setup(seed=0, device=None, quiet=False):
-    """Seed everything, choose the device, set the plot style, print versions; return device."""
+def setup(seed=None, device=None, quiet=False):
+    """Seed everything, choose the device, set the plot style, print versions; return device.
+
+    ``seed`` defaults to ``course_seed()`` (``COURSE_SEED``, else 0); ``COURSE_THREADS``
+    sets torch's CPU threads. ``make sweep`` varies both to prove the notebooks' claims.
+    """
+    seed = course_seed() if seed is None else seed
     seed_everything(seed)
+    threads = course_threads()
+    if threads:
+        torch.set_num_threads(threads)
     device = pick_device(device)
     try:
         import matplotlib.pyplot as plt
@@ -74,7 +105,8 @@ def setup(seed=0, device=None, quiet=False):
         import torchvision
         print(f"Python {platform.python_version()} · torch {torch.__version__} · "
               f"torchvision {torchvision.__version__}")
-        print(f"Device: {describe_device(device)}{' · on Colab' if in_colab() else ''}")
+        print(f"Device: {describe_device(device)}{' · on Colab' if in_colab() else ''} · "
+              f"seed {seed} · {torch.get_num_threads()} CPU threads")
     return device
 
 

@@ -1,16 +1,18 @@
-"""Training, the article's ``validate``, accuracy, and the cached baseline.
+"""Training, the article's ``validate``, accuracy, checkpoints and the reference baselines.
 
 Introduced in 01_model_definition.
 """
+import hashlib
 import os
 import tempfile
 import warnings
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from .env import project_dir
+from .env import course_seed, project_dir
 
 
 def validate(model, val_loader, criterion):
@@ -144,11 +146,13 @@ def baseline_epochs(model_or_class):
     return BASELINE_EPOCHS_BY_MODEL.get(cls.__name__, BASELINE_EPOCHS)
 
 
-def train_baseline(model, train_loader, val_loader, epochs=None, seed=0):
-    """The recipe of every cached baseline: SGD with momentum and a cosine schedule.
+def train_baseline(model, train_loader, val_loader, epochs=None, seed=None):
+    """The recipe of every baseline: SGD with momentum and a cosine schedule.
 
-    ``epochs`` defaults to ``baseline_epochs(model)``: 15 for ``Net``, 2 for ``SmallCNN``.
+    ``epochs`` defaults to ``baseline_epochs(model)``: 15 for ``Net``, 2 for ``SmallCNN``;
+    ``seed`` to ``course_seed()``.
     """
+    seed = course_seed() if seed is None else seed
     epochs = baseline_epochs(model) if epochs is None else epochs
     if int(epochs) < 1:
         raise ValueError(f"epochs must be a positive whole number, not {epochs!r}.")
@@ -159,16 +163,59 @@ def train_baseline(model, train_loader, val_loader, epochs=None, seed=0):
                  scheduler=scheduler, desc=f"baseline {type(model).__name__}")
 
 
-def load_baseline(model_class=None, device="cpu", loaders=None, retrain=False, path=None):
-    """The trained baseline: loaded from ``checkpoints/`` or trained and saved when missing.
+REFERENCE_DIR = Path(__file__).with_name("baselines")
+"""The reference baselines shipped with the package (``tools/train_reference_baselines.py``)."""
 
-    A missing, damaged or wrong-shaped checkpoint is rebuilt (with a warning), training
-    ``baseline_epochs(model_class)`` epochs. Returns the model on ``device`` in eval mode.
-    Introduced in 01_model_definition (``Net``) and 06_structured_pruning (``SmallCNN``).
+
+def reference_path(model_class):
+    """The shipped reference checkpoint of ``model_class``, or None when none is shipped."""
+    path = REFERENCE_DIR / f"{model_class.__name__.lower()}_baseline.pt"
+    return path if path.name in reference_sha256() else None
+
+
+def reference_sha256():
+    """``{file name: SHA-256}`` of the reference checkpoints, read from ``baselines/SHA256SUMS``."""
+    sums = REFERENCE_DIR / "SHA256SUMS"
+    if not sums.is_file():
+        return {}
+    pairs = (line.split() for line in sums.read_text().splitlines() if line.strip())
+    return {name: digest for digest, name in pairs}
+
+
+def load_reference(model_class, device="cpu"):
+    """Load the shipped reference baseline of ``model_class``, verified by its SHA-256.
+
+    Raises ``ValueError`` when the file is missing or damaged.
+    """
+    path = reference_path(model_class)
+    if path is None:
+        raise ValueError(f"no reference baseline is shipped for {model_class.__name__}.")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
+    if digest != reference_sha256()[path.name]:
+        raise ValueError(f"the reference checkpoint {path} is missing or damaged (SHA-256 "
+                         f"{digest[:12]}...). Reinstall the course (pip install -e .) or restore "
+                         f"it with git checkout -- {path.parent.name}/{path.name}.")
+    return load_checkpoint(model_class(), path, device)
+
+
+def load_baseline(model_class=None, device="cpu", loaders=None, retrain=False, path=None):
+    """The trained baseline every notebook starts from, in eval mode on ``device``.
+
+    By default the reference checkpoint shipped with the package (the same model on every
+    machine, so one-shot pruning results match the notebooks' stored outputs). With
+    ``retrain=True``, a ``path``, or a class without a reference, the model trained with
+    ``train_baseline`` and cached in ``checkpoints/`` (a missing, damaged or wrong-shaped
+    file is rebuilt, with a warning). Introduced in 01_model_definition (``Net``) and
+    06_structured_pruning (``SmallCNN``).
     """
     from .data import get_loaders
     from .models import Net
     model_class = model_class or Net
+    if not retrain and path is None and reference_path(model_class) is not None:
+        try:
+            return load_reference(model_class, device).eval()
+        except ValueError as err:
+            warnings.warn(f"Training a baseline instead: {err}")
     flatten = model_class is Net
     path = path or checkpoint_dir() / f"{model_class.__name__.lower()}_baseline.pt"
     model = model_class()

@@ -62,6 +62,9 @@ def test_markdown_report_with_cuda(run_all):
 
 def test_write_outputs(run_all, tmp_path):
     results = fake_results(run_all)
+    run_all.write_outputs(results, tmp_path / "mine")
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["results.json", "results.md"]
+    assert not (tmp_path / "RESULTS.md").exists(), "a learner's run writes bench_results/ only"
     committed = tmp_path / "RESULTS.md"
     json_path, md_path = run_all.write_outputs(results, tmp_path / "bench_results", committed)
     assert json.loads(json_path.read_text())["data_pipeline"]["speedup"] == 9.0

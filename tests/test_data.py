@@ -1,5 +1,6 @@
 """The four data routes, their errors, and the in-memory loaders."""
 import gzip
+import os
 import shutil
 import warnings
 
@@ -169,3 +170,19 @@ def test_get_loaders_splits(fashion_files, isolated):
     assert torch.equal(cnn_val.labels, val.labels), "the validation split is deterministic"
     with pytest.raises(ValueError, match="val_size"):
         data.get_loaders(data_dir=fashion_files, val_size=60000)
+
+
+def test_notebooks_without_data_fail_fast_with_the_routes_message(tmp_path):
+    """`make test` with no data stops at once with one clear message, not a failing cell per notebook."""
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parents[1]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = dict(os.environ, COURSE_DATA_DIR=str(empty))
+    done = subprocess.run([sys.executable, "-m", "pytest", "notebooks/00_start_here.ipynb"],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    assert "The notebooks need Fashion-MNIST and no route found it" in out
+    assert "lacks train-images-idx3-ubyte" in out and "passed" not in out

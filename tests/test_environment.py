@@ -63,3 +63,39 @@ def test_setup_seeds_and_prints(capsys):
     assert torch.equal(first, torch.rand(3))
     out = capsys.readouterr().out
     assert "torch" in out and "Device:" in out and isinstance(device, torch.device)
+
+
+def test_seed_and_threads_come_from_the_environment(monkeypatch):
+    import torch
+    monkeypatch.delenv("COURSE_SEED", raising=False)
+    monkeypatch.delenv("COURSE_THREADS", raising=False)
+    assert env.course_seed() == 0 and env.course_threads() is None
+    monkeypatch.setenv("COURSE_SEED", "3")
+    monkeypatch.setenv("COURSE_THREADS", "1")
+    before = torch.get_num_threads()
+    try:
+        env.setup(quiet=True)
+        assert torch.get_num_threads() == 1
+        first = torch.rand(3)
+        env.seed_everything(3)
+        assert torch.equal(first, torch.rand(3)), "setup() seeded with COURSE_SEED"
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_bad_seed_or_threads_say_how_to_fix(monkeypatch):
+    import pytest
+    monkeypatch.setenv("COURSE_SEED", "one")
+    with pytest.raises(ValueError, match="COURSE_SEED='one' must be a whole number >= 0"):
+        env.course_seed()
+    monkeypatch.setenv("COURSE_THREADS", "0")
+    with pytest.raises(ValueError, match="COURSE_THREADS='0'.*export COURSE_THREADS=1"):
+        env.course_threads()
+
+
+def test_course_home_moves_data_and_checkpoints(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_HOME", str(tmp_path))
+    from course_utils.data import course_data_dir
+    from course_utils.training import checkpoint_dir
+    assert env.project_dir() == tmp_path
+    assert course_data_dir() == tmp_path / "data" and checkpoint_dir() == tmp_path / "checkpoints"

@@ -145,3 +145,39 @@ def test_load_baseline_retrain_forces_a_rebuild(tmp_path, fake_training):
     save_checkpoint(Net().state_dict(), path)
     load_baseline(Net, loaders=NO_DATA, path=path, retrain=True)
     assert fake_training == [("Net", 15)]
+
+
+# --- the reference baselines shipped with the package ---------------------------------------
+
+def test_reference_baselines_are_shipped_and_verified():
+    import hashlib
+    sums = training.reference_sha256()
+    assert set(sums) == {"net_baseline.pt", "smallcnn_baseline.pt"}
+    for name, digest in sums.items():
+        path = training.REFERENCE_DIR / name
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, f"{name} does not match SHA256SUMS"
+        assert path.stat().st_size < 1_000_000
+    assert training.reference_path(nn.Linear) is None, "no reference for other classes"
+
+
+def test_load_baseline_loads_the_reference_by_default(fake_training):
+    model = load_baseline(Net)
+    assert fake_training == [], "the reference is loaded, never trained"
+    reference = load_checkpoint(Net(), training.REFERENCE_DIR / "net_baseline.pt")
+    assert not model.training and torch.equal(model.fc1.weight, reference.fc1.weight)
+    assert isinstance(load_baseline(SmallCNN), SmallCNN) and fake_training == []
+
+
+def test_a_damaged_reference_says_how_to_fix_it_and_falls_back_to_training(tmp_path, monkeypatch, fake_training):
+    folder = tmp_path / "baselines"
+    folder.mkdir()
+    (folder / "SHA256SUMS").write_text((training.REFERENCE_DIR / "SHA256SUMS").read_text())
+    (folder / "net_baseline.pt").write_bytes(b"\x00damaged")
+    monkeypatch.setattr(training, "REFERENCE_DIR", folder)
+    monkeypatch.setattr(training, "checkpoint_dir", lambda: tmp_path / "checkpoints")
+    with pytest.raises(ValueError, match="missing or damaged.*Reinstall the course"):
+        training.load_reference(Net)
+    with pytest.warns(UserWarning, match="Training a baseline instead"):
+        model = load_baseline(Net, loaders=NO_DATA)
+    assert fake_training == [("Net", 15)] and torch.all(model.fc1.weight == 0.5)
+    assert (tmp_path / "checkpoints" / "net_baseline.pt").exists()

@@ -1,0 +1,89 @@
+"""The results the notebooks' prose states, checked on every run (guide section 3, "Claims").
+
+``claim`` asserts that a measured quantity lies within the bounds the prose gives; it stops
+the notebook when it does not. ``speed_note`` prints a note when a speed figure falls outside
+its usual range and never stops anything: speed depends on the machine. Both append what they
+saw to the file named by ``COURSE_CLAIMS_LOG`` when it is set, which is how ``make sweep``
+(``tools/sweep.py``) collects every claim of every run into ``benchmarks/CLAIMS.md``, and
+writes the spread of each claim to ``sweep_summary.json`` beside this file, so that
+``claim(..., show=True)`` can print your figure next to the sweep's. Introduced in
+01_model_definition.
+"""
+import json
+import os
+from pathlib import Path
+
+__all__ = ["ClaimError", "claim", "speed_note"]
+
+
+class ClaimError(AssertionError):
+    """A result the notebook's text states did not hold in this run."""
+
+
+def _bounds(at_least, at_most):
+    if at_least is not None and at_most is not None:
+        return f"between {at_least:g} and {at_most:g}"
+    return f"at least {at_least:g}" if at_least is not None else f"at most {at_most:g}"
+
+
+SUMMARY = Path(__file__).with_name("sweep_summary.json")
+
+
+def sweep_summary():
+    """``{claim name: {"mean", "sd", "min", "max", "n"}}`` from the last ``make sweep``."""
+    try:
+        return json.loads(SUMMARY.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _record(**row):
+    path = os.environ.get("COURSE_CLAIMS_LOG")
+    if path:
+        with open(path, "a", encoding="utf-8") as log:
+            log.write(json.dumps(row) + "\n")
+
+
+def claim(name, value, at_least=None, at_most=None, show=False):
+    """Check that ``value`` is ``at_least`` and/or ``at_most``; return it as a float.
+
+    ``name`` says what the text claims, for example ``"95% sparse: test accuracy minus dense"``.
+    Raises ``ClaimError`` (an ``AssertionError``) naming the value and its bound when it fails.
+    ``show=True`` prints this run's value next to the spread the sweep measured.
+    ``COURSE_CLAIMS_EXPLORE=1`` (``make sweep`` while choosing bounds) records without stopping.
+    """
+    if at_least is None and at_most is None:
+        raise ValueError("give a bound: at_least=..., at_most=... or both.")
+    value = float(value)
+    passed = (at_least is None or value >= at_least) and (at_most is None or value <= at_most)
+    _record(kind="claim", name=name, value=value, at_least=at_least, at_most=at_most, passed=passed)
+    if show:
+        spread = sweep_summary().get(name)
+        sweep = (f" · make sweep, {spread['n']} runs: {spread['mean']:.2f} ± {spread['sd']:.2f} "
+                 f"(from {spread['min']:.2f} to {spread['max']:.2f})") if spread else ""
+        print(f"{name}: {value:.2f} in your run{sweep}")
+    if not passed and os.environ.get("COURSE_CLAIMS_EXPLORE"):
+        print(f"[explore] {name}: {value:.4g} outside {_bounds(at_least, at_most)}")
+    elif not passed:
+        raise ClaimError(
+            f"{name}: this run measured {value:.4g}, but the text claims {_bounds(at_least, at_most)}. "
+            "The bound held in every run of the course's seed-and-thread sweep "
+            "(benchmarks/CLAIMS.md); please report your machine, seed and versions.")
+    return value
+
+
+def speed_note(name, value, usual):
+    """Print a note when the speed ratio ``value`` is outside ``usual = (low, high)``; return it.
+
+    Speed-ups depend on the CPU, its load and its thread count: a surprising figure is a
+    note for the learner, never a failure. ``make bench`` reports the course's targets.
+    """
+    low, high = usual
+    value = float(value)
+    _record(kind="speed", name=name, value=value, at_least=low, at_most=high,
+            passed=low <= value <= high)
+    if not low <= value <= high:
+        print(f"Note: on your machine, {name} is {value:.2f}x; on the 2-core CPUs the course was "
+              f"measured on it is usually {low:g}-{high:g}x. Speed depends on the processor, "
+              "its load and its threads: rerun the cell, or compare with `make bench`.")
+    return value
