@@ -149,7 +149,8 @@ def baseline_epochs(model_or_class):
 def train_baseline(model, train_loader, val_loader, epochs=None, seed=None):
     """The recipe of every baseline: SGD with momentum and a cosine schedule.
 
-    ``epochs`` defaults to ``baseline_epochs(model)``: 15 for ``Net``, 2 for ``SmallCNN``;
+    ``epochs`` defaults to ``baseline_epochs(model)``: 15 for ``Net``, 2 for ``SmallCNN``, 3 for
+    ``SmallResNet``;
     ``seed`` to ``course_seed()``.
     """
     seed = course_seed() if seed is None else seed

@@ -3,6 +3,7 @@ import gzip
 import os
 import shutil
 import warnings
+from pathlib import Path
 
 import pytest
 import torch

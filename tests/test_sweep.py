@@ -36,8 +36,20 @@ def test_summary_gives_mean_sd_and_range(sweep):
 
 def test_markdown_lists_runs_claims_and_failures(sweep):
     machine = {"date": "2026-11-25 12:00", "cpu": "Some CPU", "cores": 2, "python": "3.11", "torch": "2.4"}
-    text = sweep.markdown(fake_runs([0.2, -1.5]), 125.0, machine)
+    text = sweep.markdown(fake_runs([0.2, -1.5]), machine)
     assert "| 0 | 1 | pass (60 s) |" in text and "| 0 | 2 | **FAIL** (60 s) |" in text
     assert "**1 of 2 notebook runs passed.**" in text and "ClaimError: 04 gap" in text
     assert "| 04 | 04 gap | >= -1 | -1.5 | -0.65 | 0.2 | 1/2 |" in text
     assert "| 04 | speed-up | 1.7 to 2.4 |" in text and "Run time: 2 min" in text
+
+
+def test_merge_replaces_only_the_notebooks_run_again(sweep):
+    old = fake_runs([0.2, 0.4])
+    for run in old:
+        run["notebooks"]["05_global_pruning"] = {"passed": True, "seconds": 10.0, "claims": [], "error": None}
+    new = fake_runs([0.9, 0.8])
+    merged = sweep.merge(old, new)
+    assert [list(run["notebooks"]) for run in merged] == [["04_fine_tuning", "05_global_pruning"]] * 2
+    assert merged[0]["notebooks"]["04_fine_tuning"]["claims"][0]["value"] == 0.9
+    assert merged[1]["notebooks"]["05_global_pruning"]["seconds"] == 10.0
+    assert sweep.merge([], new) == new

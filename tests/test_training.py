@@ -152,7 +152,7 @@ def test_load_baseline_retrain_forces_a_rebuild(tmp_path, fake_training):
 def test_reference_baselines_are_shipped_and_verified():
     import hashlib
     sums = training.reference_sha256()
-    assert set(sums) == {"net_baseline.pt", "smallcnn_baseline.pt"}
+    assert set(sums) == {"net_baseline.pt", "smallcnn_baseline.pt", "smallresnet_baseline.pt"}
     for name, digest in sums.items():
         path = training.REFERENCE_DIR / name
         assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, f"{name} does not match SHA256SUMS"

@@ -1,7 +1,8 @@
 """Prove the notebooks' claims on more than one run: ``make sweep``.
 
     .venv/bin/python tools/sweep.py                       # seeds 0-4 x threads 1, 2: ten runs
-    .venv/bin/python tools/sweep.py --seeds 7 --threads 3 --notebooks 04 05
+    .venv/bin/python tools/sweep.py --seeds 7 --threads 3 --notebooks 04 05 --out /tmp/c.md
+    .venv/bin/python tools/sweep.py --notebooks 06 --merge   # rerun 06, keep the other notebooks
 
 Each run executes every notebook top to bottom in a fresh copy (its own empty ``COURSE_HOME``:
 no ``checkpoints/``, no ``data/``) with ``COURSE_SEED`` and ``COURSE_THREADS`` set, and
@@ -55,7 +56,8 @@ def run_notebook(path, workdir, seed, threads):
     return done.returncode == 0, seconds, claims, error
 
 
-def run_all(notebooks, seeds, threads_list):
+def run_all(notebooks, seeds, threads_list, save=None):
+    """Every (seed, threads) run; ``save(runs)`` is called after each run, so none is lost."""
     runs = []
     for seed in seeds:
         for threads in threads_list:
@@ -71,7 +73,20 @@ def run_all(notebooks, seeds, threads_list):
                     print(f"seed {seed} threads {threads} {path.stem}: "
                           f"{'pass' if passed else 'FAIL ' + str(error)} ({seconds:.0f} s)", flush=True)
                 runs.append(run)
+                if save:
+                    save(runs)
     return runs
+
+
+def merge(old_runs, new_runs):
+    """``old_runs`` with the notebooks that ``new_runs`` executed replaced, run by run."""
+    fresh = {(run["seed"], run["threads"]): run for run in new_runs}
+    merged = []
+    for run in old_runs:
+        new = fresh.pop((run["seed"], run["threads"]), None)
+        notebooks = dict(run["notebooks"], **(new["notebooks"] if new else {}))
+        merged.append(dict(run, notebooks=dict(sorted(notebooks.items()))))
+    return merged + list(fresh.values())
 
 
 def _bound(row):
@@ -105,8 +120,9 @@ def summary(runs):
     return result
 
 
-def markdown(runs, seconds, machine):
+def markdown(runs, machine):
     n = len(runs)
+    seconds = sum(r["seconds"] for run in runs for r in run["notebooks"].values())
     notebooks = list(runs[0]["notebooks"]) if runs else []
     lines = [
         "# Claims: every asserted result, over the seed-and-thread sweep",
@@ -115,8 +131,8 @@ def markdown(runs, seconds, machine):
         f"{machine['cores']} cores, Python {machine['python']}, torch {machine['torch']}. "
         f"{n} runs (seeds {sorted({r['seed'] for r in runs})} x torch threads "
         f"{sorted({r['threads'] for r in runs})}), each executing every notebook top to bottom in a "
-        f"fresh copy with no `checkpoints/`. **Run time: {seconds / 60:.0f} min** on this machine "
-        "(not part of `make test`).",
+        f"fresh copy with no `checkpoints/`. **Run time: {seconds / 60:.0f} min** on this machine, "
+        "the notebooks' time added up (not part of `make test`).",
         "",
         "## Runs",
         "",
@@ -154,6 +170,8 @@ def main(argv=None):
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "CLAIMS.md"))
     parser.add_argument("--json", default=str(ROOT / "bench_results" / "sweep.json"))
     parser.add_argument("--explore", action="store_true", help="record claims without stopping")
+    parser.add_argument("--merge", action="store_true",
+                        help="replace only these notebooks' results in the last sweep (--json)")
     args = parser.parse_args(argv)
     global EXPLORE
     EXPLORE = args.explore
@@ -161,13 +179,20 @@ def main(argv=None):
     if args.notebooks:
         notebooks = [p for p in notebooks if p.name[:2] in args.notebooks]
     from run_all import machine_info  # benchmarks/run_all.py: CPU, cores, versions
-    start = time.perf_counter()
-    runs = run_all(notebooks, args.seeds, args.threads)
-    seconds = time.perf_counter() - start
+    previous = json.loads(Path(args.json).read_text()) if args.merge else {"runs": [], "seconds": 0.0}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"seconds": seconds, "runs": runs}, indent=1))
+    start = time.perf_counter()
+
+    def save(runs):
+        seconds = previous["seconds"] + time.perf_counter() - start
+        Path(args.json).write_text(json.dumps({"seconds": seconds, "runs": merge(previous["runs"], runs)}, indent=1))
+
+    runs = run_all(notebooks, args.seeds, args.threads, save)
+    save(runs)
+    seconds = previous["seconds"] + time.perf_counter() - start
+    runs = merge(previous["runs"], runs)
     if not EXPLORE:
-        Path(args.out).write_text(markdown(runs, seconds, machine_info()))
+        Path(args.out).write_text(markdown(runs, machine_info()))
         summary_path = ROOT / "course_utils" / "sweep_summary.json"
         summary_path.write_text(json.dumps(summary(runs), indent=1, sort_keys=True) + "\n")
     failed = sum(not r["passed"] for run in runs for r in run["notebooks"].values())

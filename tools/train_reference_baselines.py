@@ -2,7 +2,7 @@
 
     .venv/bin/python tools/train_reference_baselines.py     # about a minute on 2 cores
 
-Trains ``Net`` and ``SmallCNN`` with ``train_baseline`` (seed 0, the fixed validation split),
+Trains ``Net``, ``SmallCNN`` and ``SmallResNet`` with ``train_baseline`` (seed 0, the fixed validation split),
 writes them to ``course_utils/baselines/`` and their SHA-256 to ``baselines/SHA256SUMS``,
 which ``load_baseline`` verifies. Every notebook starts from these files, so rerunning this
 changes the stored outputs of every notebook: re-execute them and rerun ``make sweep`` after.
@@ -15,22 +15,23 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from course_utils import Net, SmallCNN, accuracy, get_loaders, save_checkpoint  # noqa: E402
-from course_utils.training import REFERENCE_DIR, train_baseline  # noqa: E402
+from course_utils.models import SmallResNet  # noqa: E402
+from course_utils.training import REFERENCE_DIR, reference_sha256, train_baseline  # noqa: E402
 
 
-def main():
-    sums = []
-    for model_class in (Net, SmallCNN):
+def main(classes=(Net, SmallCNN, SmallResNet)):
+    sums = reference_sha256()  # keep the entries of the classes not trained this time
+    for model_class in classes:
         torch.manual_seed(0)
         model = model_class()
         train_loader, val_loader, test_loader = get_loaders(flatten=model_class is Net, seed=0)
         train_baseline(model, train_loader, val_loader, seed=0)
         path = REFERENCE_DIR / f"{model_class.__name__.lower()}_baseline.pt"
         save_checkpoint({k: v.cpu() for k, v in model.state_dict().items()}, path)
-        sums.append(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}")
+        sums[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
         print(f"{path.name}: test {accuracy(model, test_loader):.2f}% · "
               f"validation {accuracy(model, val_loader):.2f}% · {path.stat().st_size:,} bytes")
-    (REFERENCE_DIR / "SHA256SUMS").write_text("\n".join(sums) + "\n")
+    (REFERENCE_DIR / "SHA256SUMS").write_text("".join(f"{digest}  {name}\n" for name, digest in sorted(sums.items())))
 
 
 if __name__ == "__main__":
