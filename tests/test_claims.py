@@ -70,3 +70,23 @@ def test_speed_note_prints_outside_its_range_and_never_raises(log, capsys):
     out = capsys.readouterr().out
     assert out.startswith("Note: on your machine, the smaller MLP's speed-up is 1.10x") and "1.7-2.4x" in out
     assert [r["kind"] for r in rows(log)] == ["speed", "speed"]
+
+
+def test_every_claim_of_the_notebooks_was_proven_by_the_last_sweep():
+    """A claim added or renamed in a notebook needs `make sweep` (or `--merge`) to prove it."""
+    import re
+    from pathlib import Path
+
+    import nbformat
+    root = Path(__file__).resolve().parents[1]
+    table = (root / "benchmarks" / "CLAIMS.md").read_text()
+    summary = claims.sweep_summary()
+    names = []
+    for path in sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        source = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+        names += re.findall(r'claim\(\s*"([^"]+)"', source)
+    assert len(names) >= 30 and len(set(names)) == len(names), "claim names are unique"
+    cells = {name: "| " + name.replace("|", "\\|") + " |" for name in names}  # as the table escapes them
+    missing = [name for name in names if cells[name] not in table or name not in summary]
+    assert not missing, f"run make sweep: not in benchmarks/CLAIMS.md or sweep_summary.json: {missing}"
+    assert "FAIL" not in table, "every run of the last sweep passed"

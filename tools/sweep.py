@@ -1,15 +1,17 @@
 """Prove the notebooks' claims on more than one run: ``make sweep``.
 
     .venv/bin/python tools/sweep.py                       # seeds 0-4 x threads 1, 2: ten runs
-    .venv/bin/python tools/sweep.py --seeds 7 --threads 3 --notebooks 04 05 --out /tmp/c.md
+    .venv/bin/python tools/sweep.py --seeds 7 --threads 3 --out /tmp/c.md --json /tmp/c.json
     .venv/bin/python tools/sweep.py --notebooks 06 --merge   # rerun 06, keep the other notebooks
+    .venv/bin/python tools/sweep.py --rewrite                # only rewrite the table from the last JSON
 
 Each run executes every notebook top to bottom in a fresh copy (its own empty ``COURSE_HOME``:
 no ``checkpoints/``, no ``data/``) with ``COURSE_SEED`` and ``COURSE_THREADS`` set, and
 collects what each ``claim`` and ``speed_note`` measured (``course_utils.claims``). Writes
 ``benchmarks/CLAIMS.md``: every claim with its bound and its min / median / max over the
 runs, and whether every run passed; and ``course_utils/sweep_summary.json``, the spread of each
-claim that ``claim(..., show=True)`` prints next to a learner's own figure. Exits 1 if any
+claim that ``claim(..., show=True)`` prints next to a learner's own figure (only when ``--out``
+is that table: a check under other seeds with ``--out /tmp/...`` leaves both alone). Exits 1 if any
 notebook failed in any run. ``--explore`` (choosing bounds) records every claim without stopping
 and writes nothing but the JSON.
 """
@@ -30,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
+CLAIMS = ROOT / "benchmarks" / "CLAIMS.md"
+SUMMARY = ROOT / "course_utils" / "sweep_summary.json"
 EXPLORE = False
 
 
@@ -157,7 +161,8 @@ def markdown(runs, machine):
                   "|---|---|---|---|---|---|---|"]
         for (notebook, name), entry in table.items():
             values = entry["values"]
-            lines.append(f"| {notebook[:2]} | {name} | {entry['bound']} | {min(values):.4g} | "
+            cell = name.replace("|", "\\|")  # a pipe would end the table cell
+            lines.append(f"| {notebook[:2]} | {cell} | {entry['bound']} | {min(values):.4g} | "
                          f"{statistics.median(values):.4g} | {max(values):.4g} | {entry['passed']}/{len(values)} |")
     return "\n".join(lines) + "\n"
 
@@ -167,11 +172,13 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--notebooks", nargs="+", default=None, help="numbers, e.g. 04 05 (default: all)")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "CLAIMS.md"))
+    parser.add_argument("--out", default=str(CLAIMS))
     parser.add_argument("--json", default=str(ROOT / "bench_results" / "sweep.json"))
     parser.add_argument("--explore", action="store_true", help="record claims without stopping")
     parser.add_argument("--merge", action="store_true",
                         help="replace only these notebooks' results in the last sweep (--json)")
+    parser.add_argument("--rewrite", action="store_true",
+                        help="run nothing: rewrite the table and summary from the last sweep (--json)")
     args = parser.parse_args(argv)
     global EXPLORE
     EXPLORE = args.explore
@@ -179,7 +186,7 @@ def main(argv=None):
     if args.notebooks:
         notebooks = [p for p in notebooks if p.name[:2] in args.notebooks]
     from run_all import machine_info  # benchmarks/run_all.py: CPU, cores, versions
-    previous = json.loads(Path(args.json).read_text()) if args.merge else {"runs": [], "seconds": 0.0}
+    previous = json.loads(Path(args.json).read_text()) if args.merge or args.rewrite else {"runs": [], "seconds": 0.0}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
 
@@ -187,14 +194,15 @@ def main(argv=None):
         seconds = previous["seconds"] + time.perf_counter() - start
         Path(args.json).write_text(json.dumps({"seconds": seconds, "runs": merge(previous["runs"], runs)}, indent=1))
 
-    runs = run_all(notebooks, args.seeds, args.threads, save)
-    save(runs)
+    runs = [] if args.rewrite else run_all(notebooks, args.seeds, args.threads, save)
+    if not args.rewrite:
+        save(runs)
     seconds = previous["seconds"] + time.perf_counter() - start
     runs = merge(previous["runs"], runs)
     if not EXPLORE:
         Path(args.out).write_text(markdown(runs, machine_info()))
-        summary_path = ROOT / "course_utils" / "sweep_summary.json"
-        summary_path.write_text(json.dumps(summary(runs), indent=1, sort_keys=True) + "\n")
+        if Path(args.out).resolve() == CLAIMS:  # the summary goes with the committed table
+            SUMMARY.write_text(json.dumps(summary(runs), indent=1, sort_keys=True) + "\n")
     failed = sum(not r["passed"] for run in runs for r in run["notebooks"].values())
     print(f"Wrote {args.out}: {len(runs)} runs, {failed} failed notebook runs, {seconds / 60:.1f} min")
     return 1 if failed else 0
