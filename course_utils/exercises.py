@@ -234,7 +234,7 @@ def check_max_free(max_free, curve, sparsities, dense_val):
     """03 Exercise 1: the highest sparsity within 1 point of the dense validation accuracy."""
     if max_free is None:
         return not_answered("read curve['l1'] and put the highest sparsity that stays within "
-                            "1 point of dense_val in `max_free`.")
+                            "one point of dense_val in `max_free`.")
     value = _number(max_free, "`max_free`")
     if value not in sparsities:
         raise ExerciseCheckError("Not yet: `max_free` should be one of `sparsities` (in percent).")
@@ -250,7 +250,7 @@ def check_fc2_sensitivity(fc2_acc, baseline, val_loader):
     """03 Exercise 2: validation accuracy with only fc2 pruned by 95% (L1)."""
     from .training import accuracy
     if fc2_acc is None:
-        return not_answered("prune only fc2 of a copy of the baseline by 95% and put its "
+        return not_answered("prune only fc2 of a copy of the baseline as asked and put its "
                             "validation accuracy in `fc2_acc`.")
     value = _number(fc2_acc, "`fc2_acc`")
     model = copy.deepcopy(baseline)
@@ -361,7 +361,7 @@ def check_max_sparsity(max_sparsity, results, sparsities, baseline_val):
     """05 Exercise 2: the highest sparsity within 1 point of the baseline after one epoch."""
     if max_sparsity is None:
         return not_answered("read results[s, 'global']['after'] and put the highest sparsity "
-                            "within 1 point of baseline_val in `max_sparsity` (a fraction).")
+                            "within one point of baseline_val in `max_sparsity` (a fraction).")
     value = _number(max_sparsity, "`max_sparsity`")
     if value > 1:
         raise ExerciseCheckError("Not yet: give the sparsity as a fraction, like the keys of "
@@ -380,7 +380,7 @@ def check_max_sparsity(max_sparsity, results, sparsities, baseline_val):
 def check_norm_overlap(overlap, baseline, masked):
     """06 Exercise 1: how many fc1 neurons both L1 and L2 structured pruning remove."""
     if overlap is None:
-        return not_answered("prune a fresh copy with n=1 and count the fc1 neurons removed by "
+        return not_answered("prune a fresh copy with the L1 norm and count the fc1 neurons removed by "
                             "both norms.")
     value = _number(overlap, "`overlap`", "Count the rows with int(...sum()).")
     model = copy.deepcopy(baseline)
@@ -401,7 +401,7 @@ def check_norm_overlap(overlap, baseline, masked):
 def check_quarter_model(n_params_75, flop_ratio_75, baseline, example_input):
     """06 Exercise 2: parameters and FLOP (MAC) ratio of the MLP with 75% of its neurons removed."""
     if n_params_75 is None or flop_ratio_75 is None:
-        return not_answered("remove 75% of the neurons of fc1 and fc2 of a fresh copy, then "
+        return not_answered("remove three quarters of the neurons of fc1 and fc2 of a fresh copy, then "
                             "count its parameters and its FLOP ratio.")
     sizes = [baseline.fc1.in_features, baseline.fc1.out_features // 4,
              baseline.fc2.out_features // 4, baseline.fc3.out_features]

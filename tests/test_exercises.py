@@ -32,6 +32,7 @@ def right(capsys, result):
 def missing(capsys, result):
     out = capsys.readouterr().out
     assert not result and out.startswith("Not answered yet: "), out
+    assert not digits(out), f"a 'not answered' message shows a number: {out!r}"
 
 
 def wrong(call, *expected):
