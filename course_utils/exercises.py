@@ -1,12 +1,57 @@
 """Checks for the exercises: a clear message when right, a helpful hint when not.
 
-Each notebook's exercises call ``check(...)`` (or a named check built on it).
+Every exercise's check cell is one call to a named function of this module, for example
+``check_sneaker_count(sneakers, val_loader)``. The function computes the expected answer itself,
+out of the learner's sight, and judges the learner's *own* answer:
+
+- ``None`` (not answered yet) prints "Not answered yet: ..." and returns a false ``Verdict``, so
+  Run All goes on;
+- a wrong answer raises ``ExerciseCheckError`` with a hint that says where to look, never the
+  expected value or the formula;
+- a right answer prints "Correct! ..." (without the answer's value) and returns a true ``Verdict``
+  (a bool that shows nothing as the last line of a cell).
+
+The functions are grouped by notebook. ``check`` and ``check_close`` are the generic building blocks.
 """
-from .measure import count_parameters
+import copy
+import math
+import numbers
+
+import torch
+import torch.nn as nn
+from torch.nn.utils import prune
+
+from .measure import count_flops, count_parameters
 
 
 class ExerciseCheckError(AssertionError):
     """An exercise answer is not right yet; the message says what to look at."""
+
+
+class Verdict:
+    """What a check returns: true when the answer is right, false when it is missing.
+
+    It behaves as a bool (``if check_...(...):``) but shows nothing as the last line of a cell,
+    so a check cell's only output is its message.
+    """
+
+    def __init__(self, ok):
+        self.ok = bool(ok)
+
+    def __bool__(self):
+        return self.ok
+
+    def __eq__(self, other):
+        return bool(self) == other
+
+    def __hash__(self):
+        return hash(self.ok)
+
+    def __repr__(self):
+        return repr(self.ok)
+
+    def _ipython_display_(self):
+        pass
 
 
 def check(passed, success, hint):
@@ -14,69 +59,485 @@ def check(passed, success, hint):
     if not passed:
         raise ExerciseCheckError(f"Not yet: {hint}")
     print(f"Correct! {success}")
+    return Verdict(True)
 
 
 def check_close(value, expected, tolerance, what, hint=""):
-    """Check that ``value`` is within ``tolerance`` of ``expected`` and say how far it is."""
+    """Check that ``value`` is within ``tolerance`` of ``expected``; the messages show neither."""
     ok = value is not None and abs(value - expected) <= tolerance
-    shown = f"{value:.4g}" if isinstance(value, float) else value
-    check(ok, f"{what} = {shown}",
-                 f"{what} should be about {expected} (within {tolerance}), you have {shown}. {hint}")
+    check(ok, f"{what} is right.", f"{what} is not right yet. {hint}".strip())
+    return Verdict(True)
 
+
+def _require(passed, hint):
+    """Raise ``ExerciseCheckError(hint)`` unless ``passed``; print nothing when it passes."""
+    if not passed:
+        raise ExerciseCheckError(f"Not yet: {hint}")
+
+
+def not_answered(hint):
+    """Print that the exercise is not answered yet, with what to do; return a false ``Verdict``."""
+    print(f"Not answered yet: {hint}")
+    return Verdict(False)
+
+
+def _number(value, what, hint=""):
+    """``value`` as a float (a Python number or a one-element tensor), else a hint."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ExerciseCheckError(
+                f"Not yet: {what} should be one number, but you have a tensor of shape "
+                f"{tuple(value.shape)}. {hint}".strip())
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ExerciseCheckError(
+            f"Not yet: {what} should be a number, not {type(value).__name__}. {hint}".strip())
+    return float(value)
+
+
+def _count(model, name):
+    return int((getattr(model, name).weight == 0).sum())
+
+
+# --------------------------------------------------------------------------- 00_start_here
+
+def check_sneaker_count(sneakers, val_loader):
+    """00 Exercise 1: the number of *Sneaker* images in the validation split."""
+    from .data import class_names
+    if sneakers is None:
+        return not_answered("count the images of the class 'Sneaker' in val_loader.labels "
+                            "and put the number in `sneakers`.")
+    value = _number(sneakers, "`sneakers`", "Sum the matches and turn the sum into a number "
+                    "with int(...).")
+    index = class_names().index("Sneaker")
+    expected = int((val_loader.labels == index).sum())
+    if value != expected and value == int((val_loader.labels == index).numel()):
+        raise ExerciseCheckError("Not yet: that is the size of the whole split; count only the "
+                                 "labels equal to the index of 'Sneaker'.")
+    return check(value == expected, "That is the number of sneakers in the validation split.",
+                 "find the index of 'Sneaker' with classes.index(...), compare it with "
+                 "val_loader.labels (the validation split, not the training or test split) "
+                 "and sum the matches.")
+
+
+def check_normalisation(pixel_mean, pixel_std, train_loader):
+    """00 Exercise 2: the mean and standard deviation of every pixel of the training images."""
+    if pixel_mean is None or pixel_std is None:
+        return not_answered("compute the mean and the standard deviation of train_loader.images "
+                            "and put them in `pixel_mean` and `pixel_std`.")
+    where = ("Compute it over every pixel of every image: call .mean() / .std() on "
+             "train_loader.images without a dim, then .item().")
+    mean = _number(pixel_mean, "`pixel_mean`", where)
+    std = _number(pixel_std, "`pixel_std`", where)
+    images = train_loader.images
+    expected_mean, expected_std = images.mean().item(), images.std().item()
+    if abs(mean - expected_std) < 1e-3 and abs(std - expected_mean) < 1e-3:
+        raise ExerciseCheckError("Not yet: the two values are swapped.")
+    check(abs(mean - expected_mean) < 1e-3, "The mean is right.",
+          f"`pixel_mean` is not the mean of the training images. {where}")
+    return check(abs(std - expected_std) < 1e-3,
+                 "The standard deviation is right too: normalising used the training set's own "
+                 "statistics, so its pixels end up centred with unit spread (not exactly, because "
+                 "the held-out validation images were part of those statistics).",
+                 f"`pixel_std` is not the standard deviation of the training images. {where}")
+
+
+# --------------------------------------------------------------------------- 01_model_definition
 
 def check_parameter_count(model_or_count, expected=None):
-    """01: the number of parameters of the article's Net (784-256-128-10)."""
+    """01 Exercise 1: the number of parameters of the article's Net (784-256-128-10)."""
     if model_or_count is None:
-        check(False, "", "replace None with your answer (a model or a number).")
+        return not_answered("replace None with your answer (a model or a number).")
+    sizes = [(784, 256), (256, 128), (128, 10)]
     if expected is None:
-        expected = 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10
-    count = model_or_count if isinstance(model_or_count, int) else count_parameters(model_or_count)
-    check(count == expected, f"{count:,} parameters.",
-                 f"you have {count:,}. Each nn.Linear(a, b) holds a*b weights and b biases.")
+        expected = sum(a * b + b for a, b in sizes)
+    if isinstance(model_or_count, nn.Module):
+        count = count_parameters(model_or_count)
+    else:
+        count = _number(model_or_count, "`n_params`")
+    if count == sum(a * b for a, b in sizes):
+        raise ExerciseCheckError("Not yet: you counted the weights only; every layer has biases too.")
+    return check(count == expected, "That is the number of parameters of the article's Net.",
+                 f"you have {count:,.0f}. Count the weight matrix and the bias vector of each of "
+                 "the three nn.Linear layers (look at their in_features and out_features).")
 
 
-def _not_answered(answer):
-    if answer is None:
-        print("Exercise not answered yet: replace None with your answer and run this cell again.")
-        return True
-    return False
+def check_validation_metrics(val_loss, val_acc, history, test_acc=None):
+    """01 Exercise 2: validation loss and accuracy of the trained model."""
+    if val_loss is None or val_acc is None:
+        return not_answered("call the article's validate(...) and accuracy(...) on the trained "
+                            "model and the validation loader.")
+    loss = _number(val_loss, "`val_loss`")
+    acc = _number(val_acc, "`val_acc`")
+    expected_loss, expected_acc = history["val_loss"][-1], history["val_acc"][-1]
+    if acc <= 1 and abs(100 * acc - expected_acc) < 0.02:
+        raise ExerciseCheckError("Not yet: `val_acc` looks like a fraction; accuracy(...) "
+                                 "returns percent, keep it that way.")
+    if abs(acc - expected_loss) < 1e-4 and abs(loss - expected_acc) < 0.02:
+        raise ExerciseCheckError("Not yet: the loss and the accuracy are swapped.")
+    check(abs(acc - expected_acc) < 0.02, "The validation accuracy is right.",
+          "`val_acc` is not the validation accuracy of the trained model: use val_loader, "
+          "not test_loader or train_loader.")
+    close = "" if test_acc is None else (
+        " It is within a point of the test accuracy: two samples of the same distribution."
+        if abs(expected_acc - test_acc) < 1 else
+        " It differs from the test accuracy by more than a point: the splits are small samples.")
+    return check(abs(loss - expected_loss) < 1e-4, "The validation loss is right too." + close,
+                 "`val_loss` is not the validation loss: call validate(model, val_loader, criterion) "
+                 "with the criterion of the training.")
 
+
+# --------------------------------------------------------------------------- 02_l1_unstructured_pruning
+
+def check_second_amount(amount, baseline):
+    """02 Exercise 1: the amount of a second l1_unstructured call that takes fc2 from 20% to 50%."""
+    if amount is None:
+        return not_answered("choose the `amount` of the second call on fc2.")
+    value = _number(amount, "`amount`")
+    _require(0 < value < 1, "an `amount` given as a float is a fraction between 0 and 1.")
+    trial = copy.deepcopy(baseline)   # a fresh copy: deepcopy of a pruned model can fail
+    prune.l1_unstructured(trial.fc2, name="weight", amount=0.2)
+    prune.l1_unstructured(trial.fc2, name="weight", amount=value)
+    zeros, total = _count(trial, "fc2"), trial.fc2.weight.numel()
+    if abs(value - 0.3) < 1e-9 or abs(value - 0.5) < 1e-9:
+        raise ExerciseCheckError(
+            "Not yet: the second `amount` is a fraction of the weights that are LEFT after the "
+            "first call, not of the whole layer.")
+    return check(abs(zeros - total / 2) <= 1, "fc2 ends with exactly half of its weights pruned.",
+                 f"with amount={amount!r} fc2 ends with {zeros / total:.1%} of its weights pruned. "
+                 "The second amount is a fraction of the weights that are left after the first call.")
+
+
+def check_permanent(permanent, baseline):
+    """02 Exercise 2: a copy of the baseline pruned 20% per layer, with the pruning made permanent."""
+    if permanent is None:
+        return not_answered("build `permanent` from copy.deepcopy(baseline), prune it, then make "
+                            "the pruning permanent.")
+    _require(isinstance(permanent, nn.Module) and permanent is not baseline,
+             "build `permanent` from copy.deepcopy(baseline), so the baseline stays dense.")
+    keys, dense_keys = set(permanent.state_dict()), set(baseline.state_dict())
+    _require(keys == dense_keys,
+             f"the state_dict still has {sorted(keys - dense_keys)}: one more prune function "
+             "makes the pruning of a layer permanent.")
+    wrong = [name for name in ("fc1", "fc2", "fc3")
+             if _count(permanent, name) != round(0.2 * getattr(baseline, name).weight.numel())]
+    return check(not wrong,
+                 "The state_dict has the keys of a dense Net, and every layer lost exactly a fifth "
+                 "of its weights.",
+                 f"{wrong} do not have exactly 20% zeros: prune each layer once, with amount=0.2, "
+                 "before making the pruning permanent.")
+
+
+# --------------------------------------------------------------------------- 03_validation
+
+def check_max_free(max_free, curve, sparsities, dense_val):
+    """03 Exercise 1: the highest sparsity within 1 point of the dense validation accuracy."""
+    if max_free is None:
+        return not_answered("read curve['l1'] and put the highest sparsity that stays within "
+                            "one point of dense_val in `max_free`.")
+    value = _number(max_free, "`max_free`")
+    if value not in sparsities:
+        raise ExerciseCheckError("Not yet: `max_free` should be one of `sparsities` (in percent).")
+    expected = max(s for s in sparsities if curve["l1"][s] >= dense_val - 1)
+    return check(value == expected,
+                 "That is the highest sparsity at which layer-wise L1 pruning costs at most a point.",
+                 "look at curve['l1'][s] for each s in sparsities, keep the sparsities whose "
+                 "accuracy is at most 1 point below dense_val, and take the largest (curve['l1'], "
+                 "not curve['random']).")
+
+
+def check_fc2_sensitivity(fc2_acc, baseline, val_loader):
+    """03 Exercise 2: validation accuracy with only fc2 pruned by 95% (L1)."""
+    from .training import accuracy
+    if fc2_acc is None:
+        return not_answered("prune only fc2 of a copy of the baseline as asked and put its "
+                            "validation accuracy in `fc2_acc`.")
+    value = _number(fc2_acc, "`fc2_acc`")
+    model = copy.deepcopy(baseline)
+    prune.l1_unstructured(model.fc2, name="weight", amount=0.95)
+    expected = accuracy(model, val_loader)
+    if value <= 1 and abs(100 * value - expected) < 0.02:
+        raise ExerciseCheckError("Not yet: `fc2_acc` looks like a fraction; give it in percent.")
+    return check(abs(value - expected) < 0.01,
+                 "That is the validation accuracy with only fc2 pruned.",
+                 "prune only fc2 (amount=0.95, L1) of a copy of the baseline, and call "
+                 "accuracy(model, val_loader), not test_loader.")
+
+
+# --------------------------------------------------------------------------- 04_fine_tuning
+
+def check_cubic_amounts(amounts, baseline):
+    """04 Exercise 1: the four amounts that prune fc2 to 90% on the cubic schedule."""
+    from .pruning import amount_for_target, cubic_sparsity
+    if amounts is None:
+        return not_answered("put the four amounts, one per pruning call, in the list `amounts`.")
+    four = isinstance(amounts, (list, tuple)) and len(amounts) == 4
+    _require(four, "`amounts` should be a list of four numbers, one per pruning call.")
+    values = [_number(a, "each amount") for a in amounts]
+    targets = [cubic_sparsity(t, 4, 0.9) for t in range(1, 5)]
+    expected = [amount_for_target(a, b) for a, b in zip([0.0] + targets, targets)]
+    if all(abs(a - t) < 1e-6 for a, t in zip(values, targets)):
+        raise ExerciseCheckError(
+            "Not yet: those are the target sparsities of the schedule. Each call prunes a fraction "
+            "of what REMAINS after the previous calls.")
+    wrong = [i + 1 for i, (a, e) in enumerate(zip(values, expected)) if abs(a - e) > 1e-4]
+    _require(not wrong, f"amount number {wrong[0] if wrong else ''} is not right. Step t should "
+             "reach cubic_sparsity(t, 4, 0.9) in total, and each amount is a fraction of the "
+             "weights that remain before that call.")
+    trial = copy.deepcopy(baseline)
+    for amount in values:
+        prune.l1_unstructured(trial.fc2, name="weight", amount=amount)
+    zeros, total = _count(trial, "fc2"), trial.fc2.weight.numel()
+    return check(abs(zeros - 0.9 * total) <= 2,
+                 "Each call prunes the right share of what remains, and fc2 ends at the target "
+                 "sparsity.", "fc2 does not end at 90%.")
+
+
+def check_lottery_ticket(ticket, final_model):
+    """04 Exercise 2: the rewound ticket (initial weights of seed 0, masks of the 95% model).
+
+    Returns ``True`` only for a correct ticket, so the experiment after it can be guarded.
+    """
+    from .models import Net
+    layers = ("fc1", "fc2", "fc3")
+    if ticket is None:
+        return not_answered("build `ticket` (the experiment below runs once it is right).")
+    _require(isinstance(ticket, Net) and all(hasattr(getattr(ticket, n), "weight_mask") for n in layers),
+             "build `ticket` as a fresh Net, then attach a mask to fc1, fc2 and fc3 with "
+             "prune.custom_from_mask(ticket.fc1, name='weight', mask=...).")
+    device = next(final_model.parameters()).device
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        initial = Net().to(device)
+    wrong_mask = [n for n in layers if not torch.equal(
+        getattr(ticket, n).weight_mask.bool().to(device), getattr(final_model, n).weight != 0)]
+    _require(not wrong_mask,
+             f"the masks of {wrong_mask} are not those of the 95% model: after prune.remove, a "
+             "layer's surviving weights are the non-zero ones of final_model.")
+    not_rewound = [n for n in layers if not torch.equal(
+        getattr(ticket, n).weight_orig.to(device), getattr(initial, n).weight)]
+    return check(not not_rewound,
+                 "A Net with the masks of the final sparse model and every surviving weight back at its "
+                 "initial value: a lottery ticket.",
+                 f"{not_rewound} do not hold the initial weights: call torch.manual_seed(0) right "
+                 "before Net(), and attach the masks to that fresh Net, not to a trained copy.")
+
+
+# --------------------------------------------------------------------------- 05_global_pruning
+
+def check_taylor_pruning(taylor_model, taylor_acc, taylor_better, results, val_loader):
+    """05 Exercise 1: |w x g| global pruning at 90%, its accuracy, and whether it beats magnitude."""
+    from .pruning import sparsity_report
+    from .training import accuracy
+    if taylor_model is None or taylor_acc is None or taylor_better is None:
+        return not_answered("build and prune `taylor_model`, measure `taylor_acc`, and answer "
+                            "`taylor_better` with True or False.")
+    _require(isinstance(taylor_model, nn.Module) and hasattr(taylor_model.fc1, "weight_mask"),
+             "taylor_model should be a pruned copy of the baseline (prune.global_unstructured on it).")
+    zeros, total = sparsity_report(taylor_model, quiet=True)["total"]
+    _require(zeros == round(0.9 * total),
+             "prune all three layers together, with amount=0.9, in one global_unstructured "
+             "call.")
+    magnitude = results[0.9, "global"]
+    _require(not torch.equal(taylor_model.fc1.weight_mask, magnitude["model"].fc1.weight_mask),
+             "the masks are those of plain magnitude pruning: pass importance_scores= to "
+             "global_unstructured, or the ranking is |weight|.")
+    measured = accuracy(taylor_model, val_loader)
+    acc = _number(taylor_acc, "`taylor_acc`")
+    _require(abs(acc - measured) < 0.01,
+             "`taylor_acc` is not the validation accuracy of taylor_model: measure "
+             "accuracy(taylor_model, val_loader) before any fine-tuning.")
+    _require(isinstance(taylor_better, bool), "answer `taylor_better` with True or False.")
+    better = measured > magnitude["before"]
+    verdict = ("On this model |w x g| beats magnitude in one shot." if better else
+               "On this model |w x g| is worse than magnitude in one shot: a first-order estimate "
+               "holds for removing one weight, not most of them at once.")
+    return check(taylor_better == better, f"Your pruning is right, and so is your verdict. {verdict}",
+                 "your pruning is right, but compare taylor_acc with "
+                 "results[0.9, 'global']['before'] again before answering `taylor_better`.")
+
+
+def check_max_sparsity(max_sparsity, results, sparsities, baseline_val):
+    """05 Exercise 2: the highest sparsity within 1 point of the baseline after one epoch."""
+    if max_sparsity is None:
+        return not_answered("read results[s, 'global']['after'] and put the highest sparsity "
+                            "within one point of baseline_val in `max_sparsity` (a fraction).")
+    value = _number(max_sparsity, "`max_sparsity`")
+    if value > 1:
+        raise ExerciseCheckError("Not yet: give the sparsity as a fraction, like the keys of "
+                                 "`results`, not in percent.")
+    expected = max([s for s in sparsities if results[s, "global"]["after"] >= baseline_val - 1.0],
+                   default=0.0)
+    return check(abs(value - expected) < 1e-9,
+                 "That is the highest sparsity that one epoch of fine-tuning brings back within "
+                 "a point.",
+                 "look at results[s, 'global']['after'] (after fine-tuning, global pruning) for "
+                 "each s in sparsities, and keep those at most 1 point below baseline_val.")
+
+
+# --------------------------------------------------------------------------- 06_structured_pruning
+
+def check_norm_overlap(overlap, baseline, masked):
+    """06 Exercise 1: how many fc1 neurons both L1 and L2 structured pruning remove."""
+    if overlap is None:
+        return not_answered("prune a fresh copy with the L1 norm and count the fc1 neurons removed by "
+                            "both norms.")
+    value = _number(overlap, "`overlap`", "Count the rows with int(...sum()).")
+    model = copy.deepcopy(baseline)
+    prune.ln_structured(model.fc1, name="weight", amount=0.5, n=1, dim=0)
+    removed_l1 = model.fc1.weight_mask[:, 0] == 0
+    removed_l2 = masked.fc1.weight_mask[:, 0] == 0
+    expected = int((removed_l1 & removed_l2).sum())
+    if value == int(removed_l1.sum()):
+        raise ExerciseCheckError("Not yet: that is the number of neurons removed by one norm; "
+                                 "count those removed by both.")
+    agree = "almost all the same neurons" if expected >= 0.9 * int(removed_l2.sum()) else \
+        "many of the same neurons"
+    return check(value == expected, f"The two norms remove {agree}.",
+                 "prune a fresh copy of the baseline with n=1 (amount=0.5, dim=0) and count the "
+                 "rows of fc1.weight_mask that are zero in it AND in masked.fc1.weight_mask.")
+
+
+def check_quarter_model(n_params_75, flop_ratio_75, baseline, example_input):
+    """06 Exercise 2: parameters and FLOP (MAC) ratio of the MLP with 75% of its neurons removed."""
+    if n_params_75 is None or flop_ratio_75 is None:
+        return not_answered("remove three quarters of the neurons of fc1 and fc2 of a fresh copy, then "
+                            "count its parameters and its FLOP ratio.")
+    sizes = [baseline.fc1.in_features, baseline.fc1.out_features // 4,
+             baseline.fc2.out_features // 4, baseline.fc3.out_features]
+    layers = list(zip(sizes[:-1], sizes[1:]))
+    expected_params = sum(a * b + b for a, b in layers)
+    small_macs = example_input.shape[0] * sum(a * b for a, b in layers)  # as count_flops counts
+    expected_ratio = count_flops(baseline, example_input) / small_macs
+    params = _number(n_params_75, "`n_params_75`")
+    _require(params == expected_params,
+             "75% of the neurons of fc1 and of fc2 go; count the weights and biases of the "
+             "three smaller layers (count_parameters does it).")
+    ratio = _number(flop_ratio_75, "`flop_ratio_75`")
+    param_ratio = count_parameters(baseline) / expected_params
+    if abs(ratio - param_ratio) < 1e-3 < abs(ratio - expected_ratio) or abs(ratio * param_ratio - 1) < 1e-3:
+        raise ExerciseCheckError(
+            "Not yet: that is the parameter ratio, not the FLOP ratio. Biases cost no "
+            "multiplications: use count_flops(model, images[:1]) on both models.")
+    if abs(ratio * expected_ratio - 1) < 1e-3:
+        raise ExerciseCheckError("Not yet: the ratio is upside down: dense over smaller.")
+    return check(abs(ratio - expected_ratio) < 2e-4,
+                 "Both are right. Expect the measured speed-up to fall further below this FLOP "
+                 "ratio than the half-width model's did: the layers are even smaller, so the fixed cost "
+                 "of each call weighs more.",
+                 "divide count_flops(baseline, images[:1]) by count_flops(smaller_model, images[:1]).")
+
+
+# --------------------------------------------------------------------------- 07_from_masks_to_savings
+
+def check_bitmask_bytes(bitmask_bytes, weight):
+    """07 Exercise 1: bytes of a raw bitmask encoding of ``weight`` (bits + float32 survivors)."""
+    if bitmask_bytes is None:
+        return not_answered("compute the bytes of the bits plus the bytes of the surviving values.")
+    value = _number(bitmask_bytes, "`bitmask_bytes`")
+    numel, kept = weight.numel(), int((weight != 0).sum())
+    expected = math.ceil(numel / 8) + 4 * kept
+    if value == numel + 4 * kept:
+        raise ExerciseCheckError("Not yet: you counted a byte per weight for the mask; a bit is an "
+                                 "eighth of a byte.")
+    if value == math.ceil(numel / 8) + kept:
+        raise ExerciseCheckError("Not yet: each surviving float32 value takes 4 bytes.")
+    if value == math.ceil(numel / 8):
+        raise ExerciseCheckError("Not yet: that is the mask only; add the surviving values.")
+    return check(value == expected,
+                 "Compare it with the bytes of the dense weight: at this sparsity the bitmask "
+                 "encoding is many times smaller.",
+                 "count the bits (one per weight, rounded up to whole bytes) and the bytes of the "
+                 "non-zero weights (float32).")
+
+
+def check_reloaded(reloaded, to_save, loader):
+    """07 Exercise 2: a fresh Net with the saved masks loaded back, with the same accuracy."""
+    from .training import accuracy
+    if reloaded is None:
+        return not_answered("build a fresh Net and load net_global90_masked.pt into it.")
+    layers = ("fc1", "fc2", "fc3")
+    _require(isinstance(reloaded, nn.Module) and all(
+        hasattr(getattr(reloaded, n, None), "weight_mask") for n in layers),
+        "a fresh Net has no weight_orig and weight_mask: give each layer the same "
+        "parametrisation first (a prune function that prunes nothing), then load_state_dict.")
+    same_masks = all(torch.equal(getattr(reloaded, n).weight_mask, getattr(to_save, n).weight_mask)
+                     for n in layers)
+    _require(same_masks, "the masks are not the saved ones: call load_state_dict after "
+             "attaching the masks.")
+    return check(accuracy(reloaded, loader) == accuracy(to_save, loader),
+                 "The masks are back and the accuracy is the same.",
+                 "the weights are not the saved ones: load the state_dict into `reloaded`.")
+
+
+def _mask_2_4_rows(weight):
+    groups = weight.detach().abs().reshape(weight.shape[0], -1, 4)
+    keep = groups.topk(2, dim=-1).indices
+    mask = torch.zeros_like(groups).scatter_(-1, keep, 1.0)
+    return mask.reshape(weight.shape)
+
+
+def check_mask_2_4_outputs(mask_2_4_outputs, weight):
+    """07 Exercise 3: a 2:4 mask that groups 4 consecutive neurons (rows) for each input."""
+    if not callable(mask_2_4_outputs):
+        return not_answered("define the function mask_2_4_outputs(weight).")
+    mask = mask_2_4_outputs(weight)
+    if mask is None:
+        return not_answered("mask_2_4_outputs(weight) still returns None: return the mask.")
+    _require(isinstance(mask, torch.Tensor) and mask.shape == weight.shape,
+             "return a tensor of the weight's shape, with 1 for kept weights and 0 for pruned "
+             "ones.")
+    mask = mask.detach().float()
+    _require(int(mask.sum()) == weight.numel() // 2, "the mask should keep exactly half the weights.")
+    columns = mask.t().reshape(weight.shape[1], -1, 4).sum(-1)
+    _require(bool((columns == 2).all()),
+             "in each column (one input), every group of 4 consecutive rows (neurons) should "
+             "keep exactly 2 weights. mask_2_4 groups along a row; your groups run down a column.")
+    expected = _mask_2_4_rows(weight.t()).t()
+    _require(torch.equal(mask, expected.to(mask.device)),
+             "keep the 2 largest-magnitude weights of each group, not any 2.")
+    return check(not torch.equal(mask, _mask_2_4_rows(weight).to(mask.device)),
+                 "Half of the weights kept, two of every four neurons for each input: a different mask "
+                 "from mask_2_4's.", "this is the row-wise mask of mask_2_4; group along the columns.")
+
+
+# --------------------------------------------------------------------------- 08_pruning_a_residual_network
 
 def check_residual_group(answer):
-    """08: the convolutions whose output channels are tied to ``down.0``'s by skip connections.
+    """08 Exercise 1: the convolutions whose output channels are tied to ``down.0``'s.
 
     ``answer``: module names of a ``SmallResNet`` (as ``named_modules()`` spells them).
     """
-    if _not_answered(answer):
-        return
-    if isinstance(answer, str) or not all(isinstance(name, str) for name in answer):
-        raise ExerciseCheckError("Not yet: give a list (or set) of module names as strings, "
-                                 "spelled as model.named_modules() spells them.")
+    if answer is None:
+        return not_answered("list the names of the convolutions that must lose the same output "
+                            "channels as the convolution of `down`, as model.named_modules() spells them.")
+    _require(not isinstance(answer, str) and all(isinstance(name, str) for name in answer),
+             "give a list (or set) of module names as strings, spelled as model.named_modules() "
+             "spells them.")
     given = {name.strip().removeprefix("model.") for name in answer}
     expected = {"down.0", "block2.conv2", "block3.conv2"}
-    if "down.0" not in given:
-        raise ExerciseCheckError("Not yet: the group starts with down.0 itself; include it.")
-    missing, extra = expected - given, given - expected
-    if extra:
-        raise ExerciseCheckError(f"Not yet: {sorted(extra)} do not write to those channels (count only "
-                                 "convolutions whose *outputs* are added to down's output, directly or "
-                                 "through another block). Read SmallResNet.forward and ResidualBlock.forward.")
-    if missing:
-        raise ExerciseCheckError(f"Not yet: {len(missing)} convolution(s) missing. Follow x from down through "
-                                 "every `out + x` that follows it, up to the classifier.")
-    print(f"Correct! These {len(expected)} convolutions (and their BatchNorms) lose the same channels, "
-          "and the layers that read them lose the same inputs.")
+    _require("down.0" in given, "the group starts with down.0 itself; include it.")
+    _require(not given - expected,
+             "some of these convolutions do not write to those channels: count only convolutions "
+             "whose *outputs* are added to down's output, directly or through another block. Read "
+             "SmallResNet.forward and ResidualBlock.forward.")
+    return check(not expected - given,
+                 "these convolutions (and their BatchNorms) lose the same channels, and the layers "
+                 "that read them lose the same inputs.",
+                 "a convolution is missing. Follow x from down through every `out + x` that "
+                 "follows it, up to the classifier.")
 
 
 def check_pruned_resnet_parameters(answer):
-    """08: the number of parameters of ``SmallResNet`` after Torch-Pruning removed 25% of channels."""
-    if _not_answered(answer):
-        return
+    """08 Exercise 2: the parameters of ``SmallResNet`` after Torch-Pruning removed 25% of channels."""
+    if answer is None:
+        return not_answered("prune a fresh copy of the dense model with the exercise's pruning_ratio "
+                            "and put count_parameters(...) of the result in the answer.")
     from .models import SmallResNet
-
-    expected = count_parameters(SmallResNet(channels=(12, 24)))
-    if not isinstance(answer, int):
-        raise ExerciseCheckError("Not yet: give a whole number, e.g. count_parameters(pruned_model).")
-    check(answer == expected, f"{answer:,} parameters: exactly a SmallResNet with narrower channels.",
-          f"you have {answer:,}. Prune a fresh copy of the dense model (copy.deepcopy) with "
-          "pruning_ratio=0.25 and the same ignored_layers, then call count_parameters on it.")
+    _require(isinstance(answer, numbers.Integral) and not isinstance(answer, bool),
+             "give a whole number, e.g. count_parameters(pruned_model).")
+    return check(answer == count_parameters(SmallResNet(channels=(12, 24))),
+                 "that is exactly a SmallResNet with narrower channels.",
+                 "not the count of the model pruned by 25%. Prune a fresh copy of the dense model "
+                 "(copy.deepcopy) with pruning_ratio=0.25 and the same ignored_layers, then call "
+                 "count_parameters on it.")

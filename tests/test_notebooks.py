@@ -2,6 +2,7 @@
 
 nbval itself executes the notebooks; these tests read the committed files.
 """
+import ast
 import re
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from course_utils import exercises
 from course_utils.env import colab_badge, colab_install_line
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +30,10 @@ def markdown(nb):
 
 def code_cells(nb):
     return [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+
+
+def is_solution(cell):
+    return "solution" in cell.metadata.get("tags", [])
 
 
 def test_numbering_is_contiguous_and_snake_case():
@@ -53,10 +59,12 @@ def test_anatomy(path):
     for heading in ("## Key points", "## Exercises", "## Next"):
         assert heading in text, f"missing {heading}"
     assert len(re.findall(r"^### Exercise \d", text, flags=re.M)) >= 2, "at least two exercises"
-    solutions = [c for c in cells if "solution" in c.metadata.get("tags", [])]
+    solutions = [c for c in code_cells(nb) if is_solution(c)]
     assert len(solutions) >= 2, "each exercise needs a worked solution cell tagged 'solution'"
     for cell in solutions:
-        assert cell.metadata.get("jupyter", {}).get("source_hidden"), "solutions start collapsed"
+        assert cell.metadata.get("jupyter", {}).get("source_hidden"), "solutions start collapsed (JupyterLab)"
+        assert cell.metadata.get("cellView") == "form" and cell.source.startswith("#@title"), \
+            "solutions start collapsed on Colab too: a form cell with a #@title line"
     assert "check" in "".join(c.source for c in code_cells(nb)), "exercises need checks"
 
 
@@ -114,3 +122,88 @@ def test_course_map_lists_every_notebook():
     for path in NOTEBOOKS:
         assert f"]({path.name})" in text, f"00's map lacks {path.name}"
         assert f"notebooks/{path.name}" in readme, f"README's map lacks {path.name}"
+
+
+# Exercises (guide section 3.6): the check judges the learner's own answer and gives nothing away.
+
+CHECK_NAMES = {name for name in dir(exercises) if name.startswith("check")}
+
+
+def _check_call(source):
+    """The name of the course_utils.exercises function a check cell calls, or None if it is not
+    one call (plus an optional import line, and an optional assignment of the verdict)."""
+    statements = ast.parse(source).body
+    if statements and isinstance(statements[0], ast.ImportFrom):
+        if statements[0].module != "course_utils.exercises":
+            return None
+        statements = statements[1:]
+    if len(statements) != 1 or not isinstance(statements[0], (ast.Expr, ast.Assign)):
+        return None
+    call = statements[0].value
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)):
+        return None
+    return call.func.id if call.func.id in CHECK_NAMES else None
+
+
+def _last_call(source):
+    last = ast.parse(source).body[-1]
+    call = getattr(last, "value", None)
+    return call.func.id if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) else None
+
+
+def _output_text(cell):
+    parts = []
+    for output in cell.get("outputs", []):
+        parts.append(output.get("text", ""))
+        parts.append(str(output.get("data", {}).get("text/plain", "")))
+    return "".join(parts)
+
+
+def _digits(text):
+    """Digits left once identifiers (fc1, sparse95, mask_2_4) are taken out."""
+    return re.findall(r"\d", re.sub(r"[A-Za-z_]\w*", "", text))
+
+
+def _exercise_cells(nb):
+    cells, inside = [], False
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and "## Exercises" in cell.source:
+            inside = True
+        if cell.cell_type == "markdown" and cell.source.startswith("## Next"):
+            inside = False
+        if inside:
+            cells.append(cell)
+    return cells
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_exercises_check_the_learner_and_give_nothing_away(path):
+    nb = read(path)
+    cells = _exercise_cells(nb)
+    code = [c for c in cells if c.cell_type == "code" and c.source.strip()]
+    checks = [c for c in code if not is_solution(c) and _check_call(c.source)]
+    mandatory = [c for c in cells if c.cell_type == "markdown"
+                 for line in c.source.splitlines()
+                 if line.startswith("### Exercise") and "optional" not in line.lower()]
+    assert len(checks) >= len(mandatory) >= 2, "every exercise has a one-line check cell"
+    for cell in code:
+        if is_solution(cell):
+            continue
+        uses_checks = "course_utils.exercises" in cell.source or re.search(r"\bcheck\w*\(", cell.source)
+        assert not uses_checks or _check_call(cell.source), \
+            f"a check cell is one call to a course_utils.exercises function:\n{cell.source}"
+    for i, cell in enumerate(code):
+        if not is_solution(cell):
+            continue
+        before = [c for c in code[:i] if not is_solution(c)]
+        assert before and _check_call(before[-1].source), \
+            f"a solution comes after its check (Run All must not overwrite the answer):\n{cell.source}"
+        assert _last_call(cell.source) == _check_call(before[-1].source), \
+            "a solution ends with the same check, so the test suite proves it right"
+    for cell in checks + [c for c in code if is_solution(c)]:
+        text = _output_text(cell)
+        assert not _digits(text), f"a check or solution output shows a number: {text!r}"
+        assert "Traceback" not in text
+    for cell in checks:
+        assert "Not answered yet" in _output_text(cell) or "Correct!" in _output_text(cell), \
+            "re-execute: the check cell has no stored verdict"

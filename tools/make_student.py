@@ -2,7 +2,9 @@
 
     python tools/make_student.py [OUTPUT_DIR]     (default: student/; make student)
 
-Solution cells are the code cells tagged ``solution``; exercises, starter cells and checks stay.
+Solution cells are the cells tagged ``solution`` (the worked solution and the line that announces
+it); exercises, starter cells and checks stay. Every check prints "Not answered yet" for a ``None``
+answer instead of raising, so the student edition runs top to bottom (tests/test_student.py).
 The folder is regenerated from notebooks/ every time: never edit it by hand.
 """
 import shutil
@@ -12,8 +14,9 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTE = ("> **Student edition.** Outputs and worked solutions are removed: run the cells yourself, "
-        "and use the check cell after each exercise to test your answer.")
+NOTE = ("> **Student edition.** This edition has no outputs and no worked solutions: run the cells "
+        "yourself. Each exercise's check cell says \"Not answered yet\" while your answer is `None`, "
+        "and tells you whether you are right once you have answered.")
 
 
 def is_solution(cell):
