@@ -7,9 +7,9 @@ Measures, side by side in one run:
 
 1. the data pipeline: one training epoch with the course loaders against a per-sample
    ``DataLoader`` + ``ToTensor`` pipeline (``benchmarks/data_pipeline.py``);
-2. structured pruning (notebook 06): half the hidden neurons of the MLP and half the channels of
-   the small CNN removed, CPU throughput at batch 256 against the dense model, with the FLOP
-   ratio (the limit), and the accuracy after a short fine-tune;
+2. structured pruning (notebooks 06 and 08): half the hidden neurons of the MLP, half the channels
+   of the small CNN and of the small ResNet (Torch-Pruning) removed, CPU throughput at batch 256
+   against the dense model, with the MAC ratio, and the accuracy after a short fine-tune;
 3. compact storage (notebook 07): dense state_dict file against bitmask + gzip at 90/95/98%;
 4. accuracy against sparsity for layer-wise and global L1 pruning (notebooks 03-05), in one shot
    and after one epoch of fine-tuning;
@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from course_utils import SmallCNN, accuracy, get_loaders, load_baseline, train  # noqa: E402
+from course_utils.models import SmallResNet  # noqa: E402
 from course_utils.latency import semi_structured_status, to_semi_structured  # noqa: E402
 from course_utils.measure import compare_speed, compare_throughput, count_flops, file_size  # noqa: E402
 from course_utils.pruning import prunable_weights  # noqa: E402
@@ -129,6 +130,16 @@ def structured_cnn(cnn):
     return remove_pruned_units(masked, example)
 
 
+def structured_resnet(resnet, example):
+    """Half the channels of every group removed by Torch-Pruning, filter L2 norm (notebook 08)."""
+    import torch_pruning as tp
+    model = copy.deepcopy(resnet).eval()
+    pruner = tp.pruner.BasePruner(model, example[:1], importance=tp.importance.MagnitudeImportance(p=2),
+                                  pruning_ratio=0.5, ignored_layers=[model.fc])
+    pruner.step()
+    return model
+
+
 def cpu_eval(model):
     return copy.deepcopy(model).cpu().eval()
 
@@ -165,7 +176,16 @@ def bench_structured(device, repeats_mlp=300, repeats_cnn=30):
     cnn_row["acc_before"] = accuracy(cnn_small, cnn_test)
     fine_tune(cnn_small, cnn_train, epochs=1)
     cnn_row["acc_after"], cnn_row["fine_tune"] = accuracy(cnn_small, cnn_test), "1 epoch"
-    return {"mlp": mlp, "cnn": cnn_row}, (baseline, small, cnn, cnn_small)
+
+    log("structured pruning: ResNet (Torch-Pruning)")
+    resnet = load_baseline(SmallResNet, device=device)
+    resnet_small = structured_resnet(resnet, cnn_test.images[:8])
+    resnet_row = speed_row(resnet, resnet_small, cnn_test.images, repeats_cnn)
+    resnet_row["dense_acc"] = accuracy(resnet, cnn_test)
+    resnet_row["acc_before"] = accuracy(resnet_small, cnn_test)
+    fine_tune(resnet_small, cnn_train, epochs=2, cosine=True, weight_decay=5e-4)
+    resnet_row["acc_after"], resnet_row["fine_tune"] = accuracy(resnet_small, cnn_test), "2 epochs"
+    return {"mlp": mlp, "cnn": cnn_row, "resnet": resnet_row}, (baseline, small, cnn, cnn_small)
 
 
 def bench_storage(baseline):
@@ -265,10 +285,13 @@ def markdown_report(results):
     lines += ["| Measurement | Result |", "|---|---|",
               f"| Data pipeline: one epoch of `Net`, course loaders vs per-sample `DataLoader` + `ToTensor` "
               f"(median of {d['repeats']}) | **{d['speedup']:.1f}x** faster ({fast:.2f} s vs {slow:.2f} s) |"]
-    for key, label, target in (("mlp", "MLP, 50% of hidden neurons removed", 1.7),
-                               ("cnn", "SmallCNN, 50% of channels removed", 2.5)):
-        r = results["structured"][key]
-        lines.append(f"| {label}: CPU throughput at batch 256 (target >= {target}x) | **{r['speedup']:.2f}x** (MAC ratio: "
+    for key, label, target in (("mlp", "MLP, 50% of hidden neurons removed", " (target >= 1.7x)"),
+                               ("cnn", "SmallCNN, 50% of channels removed", " (target >= 2.5x)"),
+                               ("resnet", "SmallResNet, 50% of channels removed by Torch-Pruning", "")):
+        r = results["structured"].get(key)
+        if r is None:
+            continue
+        lines.append(f"| {label}: CPU throughput at batch 256{target} | **{r['speedup']:.2f}x** (MAC ratio: "
                      f"{r['flop_ratio']:.2f}x); {r['parameters'][1]:,} of {r['parameters'][0]:,} parameters; "
                      f"test accuracy {_pct(r['dense_acc'])} dense, {_pct(r['acc_after'])} after {r['fine_tune']} "
                      f"of fine-tuning |")
@@ -347,9 +370,8 @@ def main(argv=None):
 
     # CPU timings always run on CPU copies; training runs on the GPU when there is one
     results["structured"], models = bench_structured(train_device)
-    for key in ("mlp", "cnn"):
-        r = results["structured"][key]
-        log(f"structured {key}: {r['speedup']:.2f}x (FLOP ratio {r['flop_ratio']:.2f}x), "
+    for key, r in results["structured"].items():
+        log(f"structured {key}: {r['speedup']:.2f}x (MAC ratio {r['flop_ratio']:.2f}x), "
             f"accuracy {r['dense_acc']:.2f}% -> {r['acc_after']:.2f}%")
     results["storage"] = bench_storage(models[0])
     results["accuracy"] = bench_accuracy(models[0], train_device)

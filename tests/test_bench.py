@@ -30,7 +30,8 @@ def fake_results(run_all, cuda=None):
                   "acc_after": 89.3, "fine_tune": "5 epochs"}
     return {"machine": run_all.machine_info(), "seconds": 123.4,
             "data_pipeline": {"epoch_seconds": {"per-sample": 6.3, "course": 0.7}, "speedup": 9.0, "repeats": 3},
-            "structured": {"mlp": structured, "cnn": dict(structured, speedup=3.1, flop_ratio=3.9)},
+            "structured": {"mlp": structured, "cnn": dict(structured, speedup=3.1, flop_ratio=3.9),
+                           "resnet": dict(structured, speedup=2.3, flop_ratio=3.96)},
             "storage": {str(s): {"dense_bytes": 943317, "compact_bytes": 54529, "ratio": 17.3,
                                  "csr_gzip_bytes": 60282, "csr_ratio": 15.6} for s in run_all.STORAGE_SPARSITIES},
             "accuracy": accuracy, "cuda": cuda}
@@ -45,6 +46,7 @@ def test_machine_info(run_all):
 def test_markdown_report_cpu_only(run_all):
     text = run_all.markdown_report(fake_results(run_all))
     assert "**9.0x** faster" in text and "**1.90x**" in text and "**17.3x** smaller" in text
+    assert "SmallResNet, 50% of channels removed by Torch-Pruning: CPU throughput at batch 256 | **2.30x**" in text
     assert "| 95% | 80.00% | 88.00% | 80.00% | 88.00% |" in text
     assert "CPU only" in text and "make bench" in text
 
