@@ -402,7 +402,7 @@ def check_quarter_model(n_params_75, flop_ratio_75, baseline, example_input):
     """06 Exercise 2: parameters and FLOP (MAC) ratio of the MLP with 75% of its neurons removed."""
     if n_params_75 is None or flop_ratio_75 is None:
         return not_answered("remove three quarters of the neurons of fc1 and fc2 of a fresh copy, then "
-                            "count its parameters and its FLOP ratio.")
+                            "count its parameters and its MAC ratio.")
     sizes = [baseline.fc1.in_features, baseline.fc1.out_features // 4,
              baseline.fc2.out_features // 4, baseline.fc3.out_features]
     layers = list(zip(sizes[:-1], sizes[1:]))
@@ -417,12 +417,12 @@ def check_quarter_model(n_params_75, flop_ratio_75, baseline, example_input):
     param_ratio = count_parameters(baseline) / expected_params
     if abs(ratio - param_ratio) < 1e-3 < abs(ratio - expected_ratio) or abs(ratio * param_ratio - 1) < 1e-3:
         raise ExerciseCheckError(
-            "Not yet: that is the parameter ratio, not the FLOP ratio. Biases cost no "
+            "Not yet: that is the parameter ratio, not the MAC ratio. Biases cost no "
             "multiplications: use count_flops(model, images[:1]) on both models.")
     if abs(ratio * expected_ratio - 1) < 1e-3:
         raise ExerciseCheckError("Not yet: the ratio is upside down: dense over smaller.")
     return check(abs(ratio - expected_ratio) < 2e-4,
-                 "Both are right. Expect the measured speed-up to fall further below this FLOP "
+                 "Both are right. Expect the measured speed-up to fall further below this MAC "
                  "ratio than the half-width model's did: the layers are even smaller, so the fixed cost "
                  "of each call weighs more.",
                  "divide count_flops(baseline, images[:1]) by count_flops(smaller_model, images[:1]).")
