@@ -6,8 +6,10 @@ STAMP  := $(VENV)/.course-installed
 
 .PHONY: lab test data execute unit notebooks bench sweep student clean
 
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)  # containers often run as root
+
 lab: $(STAMP) data  ## start JupyterLab on notebooks/ (localhost, token authentication on)
-	$(PY) -m jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1
+	$(PY) -m jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 $(ROOT_FLAG)
 
 test: $(STAMP)  ## every test: unit tests, notebook hygiene, nbval over every notebook
 	$(PY) -m pytest
