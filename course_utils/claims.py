@@ -80,9 +80,9 @@ def speed_note(name, value, usual):
     """
     low, high = usual
     value = float(value)
-    _record(kind="speed", name=name, value=value, at_least=low, at_most=high,
-            passed=low <= value <= high)
-    if not low <= value <= high:
+    usual_range = low <= value <= high
+    _record(kind="speed", name=name, value=value, at_least=low, at_most=high, passed=usual_range)
+    if not usual_range:
         print(f"Note: on your machine, {name} is {value:.2f}x; on the 2-core CPUs the course was "
               f"measured on it is usually {low:g}-{high:g}x. Speed depends on the processor, "
               "its load and its threads: rerun the cell, or compare with `make bench`.")

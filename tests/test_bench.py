@@ -2,7 +2,6 @@
 
 The full benchmark takes minutes; it runs with `make bench`, not here.
 """
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,11 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def run_all():
-    spec = importlib.util.spec_from_file_location("run_all", ROOT / "benchmarks" / "run_all.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def run_all(load_script):
+    return load_script("benchmarks/run_all.py")
 
 
 def fake_results(run_all, cuda=None):

@@ -1,18 +1,10 @@
 """make sweep's table and summary, from fake runs (the sweep itself takes half an hour)."""
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def sweep():
-    spec = importlib.util.spec_from_file_location("sweep", ROOT / "tools" / "sweep.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def sweep(load_script):
+    return load_script("tools/sweep.py")
 
 
 def fake_runs(gaps):

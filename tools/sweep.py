@@ -124,9 +124,14 @@ def summary(runs):
     return result
 
 
+def total_seconds(runs):
+    """The notebooks' run time added up over every run."""
+    return sum(r["seconds"] for run in runs for r in run["notebooks"].values())
+
+
 def markdown(runs, machine):
     n = len(runs)
-    seconds = sum(r["seconds"] for run in runs for r in run["notebooks"].values())
+    seconds = total_seconds(runs)
     notebooks = list(runs[0]["notebooks"]) if runs else []
     lines = [
         "# Claims: every asserted result, over the seed-and-thread sweep",
@@ -186,25 +191,20 @@ def main(argv=None):
     if args.notebooks:
         notebooks = [p for p in notebooks if p.name[:2] in args.notebooks]
     from run_all import machine_info  # benchmarks/run_all.py: CPU, cores, versions
-    previous = json.loads(Path(args.json).read_text()) if args.merge or args.rewrite else {"runs": [], "seconds": 0.0}
+    previous = json.loads(Path(args.json).read_text())["runs"] if args.merge or args.rewrite else []
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
 
     def save(runs):
-        seconds = previous["seconds"] + time.perf_counter() - start
-        Path(args.json).write_text(json.dumps({"seconds": seconds, "runs": merge(previous["runs"], runs)}, indent=1))
+        Path(args.json).write_text(json.dumps({"runs": merge(previous, runs)}, indent=1))
 
-    runs = [] if args.rewrite else run_all(notebooks, args.seeds, args.threads, save)
-    if not args.rewrite:
-        save(runs)
-    seconds = previous["seconds"] + time.perf_counter() - start
-    runs = merge(previous["runs"], runs)
+    runs = merge(previous, [] if args.rewrite else run_all(notebooks, args.seeds, args.threads, save))
     if not EXPLORE:
         Path(args.out).write_text(markdown(runs, machine_info()))
         if Path(args.out).resolve() == CLAIMS:  # the summary goes with the committed table
             SUMMARY.write_text(json.dumps(summary(runs), indent=1, sort_keys=True) + "\n")
     failed = sum(not r["passed"] for run in runs for r in run["notebooks"].values())
-    print(f"Wrote {args.out}: {len(runs)} runs, {failed} failed notebook runs, {seconds / 60:.1f} min")
+    print(f"Wrote {args.out}: {len(runs)} runs, {failed} failed notebook runs, "
+          f"{total_seconds(runs) / 60:.1f} min of notebook time")
     return 1 if failed else 0
 
 
