@@ -4,15 +4,36 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.course-installed
 
-.PHONY: lab test data execute unit notebooks bench sweep student clean
+.PHONY: lab test lint test-oldest test-colab data execute unit notebooks bench sweep student clean
 
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)  # containers often run as root
 
 lab: $(STAMP) data  ## start JupyterLab on notebooks/ (localhost, token authentication on)
 	$(PY) -m jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 $(ROOT_FLAG)
 
-test: $(STAMP)  ## every test: unit tests, notebook hygiene, nbval over every notebook
+test: lint  ## every test: lint, unit tests, notebook hygiene, nbval over every notebook
 	$(PY) -m pytest
+
+lint: $(STAMP)  ## ruff over course_utils, tools, tests, benchmarks and the notebooks' code
+	$(PY) -m ruff check .
+
+# The oldest versions the course promises (requirements-oldest.txt), in a second environment.
+# course_utils is not installed there: test-oldest imports it from this checkout, and the Colab
+# rehearsal installs it the way a notebook's setup cell does on Colab.
+OLDEST       := .venv-oldest
+OLDEST_PY    := $(OLDEST)/bin/python
+OLDEST_STAMP := $(OLDEST)/.oldest-installed
+
+$(OLDEST_STAMP): requirements-oldest.txt
+	test -x $(OLDEST_PY) || $(PYTHON) -m venv $(OLDEST)
+	$(OLDEST_PY) -m pip install -q -r requirements-oldest.txt
+	touch $@
+
+test-oldest: $(OLDEST_STAMP)  ## unit tests and notebooks with the oldest supported versions
+	PYTHONPATH=$(CURDIR) $(OLDEST_PY) -m pytest
+
+test-colab: $(STAMP) $(OLDEST_STAMP)  ## the Colab route, offline: git install, notebooks alone
+	COURSE_COLAB_PYTHON=$(CURDIR)/$(OLDEST_PY) $(PY) -m pytest tests/test_colab_rehearsal.py
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,4 +63,4 @@ student: $(STAMP)  ## write the student edition (no outputs, no solutions) into 
 	$(PY) tools/make_student.py
 
 clean:
-	rm -rf $(VENV) checkpoints student test-artifacts
+	rm -rf $(VENV) $(OLDEST) checkpoints student test-artifacts

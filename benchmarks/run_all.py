@@ -39,13 +39,20 @@ import torch.nn.utils.prune as prune
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from course_utils import SmallCNN, accuracy, get_loaders, load_baseline, train  # noqa: E402
+from course_utils import SmallCNN, accuracy, get_loaders, load_baseline  # noqa: E402
+from course_utils.measure import (  # noqa: E402
+    compare_speed,
+    compare_throughput,
+    count_macs,
+    cpu_throughput,
+    file_size,
+)
 from course_utils.models import SmallResNet  # noqa: E402
-from course_utils.latency import semi_structured_status, to_semi_structured  # noqa: E402
-from course_utils.measure import compare_speed, compare_throughput, count_flops, file_size  # noqa: E402
-from course_utils.pruning import prunable_weights  # noqa: E402
+from course_utils.pruning import make_permanent, prunable_weights, pruned_copy  # noqa: E402
+from course_utils.sparse_kernels import mask_2_4, semi_structured_status, to_semi_structured  # noqa: E402
 from course_utils.storage import to_bytes  # noqa: E402
 from course_utils.surgery import remove_pruned_units  # noqa: E402
+from course_utils.training import fine_tune  # noqa: E402
 
 RESULTS_DIR = ROOT / "bench_results"
 COMMITTED_TABLE = ROOT / "benchmarks" / "RESULTS.md"
@@ -80,44 +87,18 @@ def machine_info():
             "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M")}
 
 
-def fine_tune(model, loader, epochs, lr=0.01, cosine=False, weight_decay=0.0):
-    """The course's fine-tuning: SGD with momentum (notebooks 04-06), optionally a cosine schedule."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs) if cosine else None
-    train(model, loader, epochs=epochs, optimizer=optimizer, scheduler=scheduler, desc="fine-tuning")
-    return model
-
-
-def make_permanent(model):
-    for module, name in prunable_weights(model):
-        if prune.is_pruned(module):
-            prune.remove(module, name)
-    return model
-
-
-def prune_l1(model, sparsity, method):
-    """A pruned copy: one global L1 threshold, or the same fraction in every layer."""
-    model = copy.deepcopy(model)
-    pairs = prunable_weights(model)
-    if method == "global":
-        prune.global_unstructured(pairs, pruning_method=prune.L1Unstructured, amount=sparsity)
-    else:
-        for module, name in pairs:
-            prune.l1_unstructured(module, name=name, amount=sparsity)
-    return model
-
-
 def structured_mlp(baseline):
     """Half the neurons of fc1 and fc2 masked by L2 norm (notebook 06), then removed."""
     masked = copy.deepcopy(baseline)
     prune.ln_structured(masked.fc1, name="weight", amount=0.5, n=2, dim=0)
     prune.ln_structured(masked.fc2, name="weight", amount=0.5, n=2, dim=0)
-    example = torch.randn(256, 784, device=masked.fc1.weight.device)  # any input: the surgery checks itself on it
+    # any input: the surgery checks itself on it
+    example = torch.randn(256, 784, device=masked.fc1.weight.device)
     return remove_pruned_units(masked, example)
 
 
 def structured_cnn(cnn):
-    """Half the filters of each conv masked by L2 norm, BatchNorm masked alike (notebook 06), then removed."""
+    """Half of each conv's filters masked by L2 norm, BatchNorm too (notebook 06), then removed."""
     masked = copy.deepcopy(cnn)
     convs = [m for m in masked.features if isinstance(m, nn.Conv2d)]
     norms = [m for m in masked.features if isinstance(m, nn.BatchNorm2d)]
@@ -126,7 +107,8 @@ def structured_cnn(cnn):
         channel_mask = conv.weight_mask[:, 0, 0, 0]
         prune.custom_from_mask(bn, name="weight", mask=channel_mask)
         prune.custom_from_mask(bn, name="bias", mask=channel_mask)
-    example = torch.randn(64, 1, 28, 28, device=convs[0].weight.device)  # any input: the surgery checks itself on it
+    # any input: the surgery checks itself on it
+    example = torch.randn(64, 1, 28, 28, device=convs[0].weight.device)
     return remove_pruned_units(masked, example)
 
 
@@ -134,25 +116,22 @@ def structured_resnet(resnet, example):
     """Half the channels of every group removed by Torch-Pruning, filter L2 norm (notebook 08)."""
     import torch_pruning as tp
     model = copy.deepcopy(resnet).eval()
-    pruner = tp.pruner.BasePruner(model, example[:1], importance=tp.importance.MagnitudeImportance(p=2),
+    pruner = tp.pruner.BasePruner(model, example[:1],
+                                  importance=tp.importance.MagnitudeImportance(p=2),
                                   pruning_ratio=0.5, ignored_layers=[model.fc])
     pruner.step()
     return model
 
 
-def cpu_eval(model):
-    return copy.deepcopy(model).cpu().eval()
-
-
 def speed_row(dense, small, images, repeats):
-    """CPU throughput of ``small`` against ``dense`` at batch 256, and the FLOP ratio."""
-    batch = images[:256].cpu()
-    speed = compare_throughput({"dense": cpu_eval(dense), "pruned": cpu_eval(small)}, batch,
-                               warmup=10, repeats=repeats)
-    flop_ratio = count_flops(cpu_eval(dense), batch[:1]) / count_flops(cpu_eval(small), batch[:1])
-    params = (sum(p.numel() for p in dense.parameters()), sum(p.numel() for p in small.parameters()))
+    """CPU throughput of ``small`` against ``dense`` at batch 256, and the MAC ratio."""
+    speed = cpu_throughput({"dense": dense, "pruned": small}, images, warmup=10, repeats=repeats)
+    flop_ratio = count_macs(dense, images[:1]) / count_macs(small, images[:1])
+    params = (sum(p.numel() for p in dense.parameters()),
+              sum(p.numel() for p in small.parameters()))
     return {"speedup": speed["pruned"]["speedup"], "flop_ratio": flop_ratio,
-            "dense_ms": 1e3 * speed["dense"]["median_s"], "pruned_ms": 1e3 * speed["pruned"]["median_s"],
+            "dense_ms": 1e3 * speed["dense"]["median_s"],
+            "pruned_ms": 1e3 * speed["pruned"]["median_s"],
             "parameters": params}
 
 
@@ -192,11 +171,12 @@ def bench_storage(baseline):
     log("compact storage at 90/95/98%")
     rows = {}
     for sparsity in STORAGE_SPARSITIES:
-        model = make_permanent(prune_l1(baseline, sparsity, "global"))
+        model = make_permanent(pruned_copy(baseline, sparsity, globally=True))
         dense = file_size(model)
         compact = len(to_bytes(model, layout="bitmask", compress=True))
         csr = len(to_bytes(model, layout="csr", compress=True))
-        rows[str(sparsity)] = {"dense_bytes": dense, "compact_bytes": compact, "ratio": dense / compact,
+        rows[str(sparsity)] = {"dense_bytes": dense, "compact_bytes": compact,
+                               "ratio": dense / compact,
                                "csr_gzip_bytes": csr, "csr_ratio": dense / csr}
     return rows
 
@@ -208,19 +188,13 @@ def bench_accuracy(baseline, device):
     for method in ("layer-wise", "global"):
         for sparsity in SPARSITIES:
             torch.manual_seed(0)
-            model = prune_l1(baseline, sparsity, method)
+            model = pruned_copy(baseline, sparsity, globally=(method == "global"))
             before = accuracy(model, test_loader)
             fine_tune(model, train_loader, epochs=1)
             rows[f"{method} {sparsity}"] = {"method": method, "sparsity": sparsity,
-                                           "one_shot": before, "fine_tuned": accuracy(model, test_loader)}
+                                           "one_shot": before, "fine_tuned": accuracy(model,
+                                                                                      test_loader)}
     return rows
-
-
-def mask_2_4(weight):
-    """1 for the 2 largest |weights| of every group of 4 consecutive inputs (notebook 07)."""
-    groups = weight.detach().abs().reshape(weight.shape[0], -1, 4)
-    keep = groups.topk(2, dim=-1).indices
-    return torch.zeros_like(groups).scatter_(-1, keep, 1.0).reshape(weight.shape)
 
 
 def bench_cuda(models):
@@ -233,8 +207,10 @@ def bench_cuda(models):
     _, _, cnn_test = get_loaders(flatten=False, device=device)
     for name, dense, pruned, images in (("mlp", baseline, small, test_loader.images),
                                         ("cnn", cnn, cnn_small, cnn_test.images)):
-        dense, pruned = copy.deepcopy(dense).to(device).eval(), copy.deepcopy(pruned).to(device).eval()
-        speed = compare_throughput({"dense": dense, "pruned": pruned}, images[:4096], warmup=10, repeats=50)
+        dense = copy.deepcopy(dense).to(device).eval()
+        pruned = copy.deepcopy(pruned).to(device).eval()
+        speed = compare_throughput({"dense": dense, "pruned": pruned}, images[:4096], warmup=10,
+                                   repeats=50)
         out[f"{name}_speedup_batch_4096"] = speed["pruned"]["speedup"]
 
     ok, why = semi_structured_status(device)
@@ -283,26 +259,30 @@ def markdown_report(results):
     d = results["data_pipeline"]
     slow, fast = d["epoch_seconds"].values()
     lines += ["| Measurement | Result |", "|---|---|",
-              f"| Data pipeline: one epoch of `Net`, course loaders vs per-sample `DataLoader` + `ToTensor` "
-              f"(median of {d['repeats']}) | **{d['speedup']:.1f}x** faster ({fast:.2f} s vs {slow:.2f} s) |"]
+              "| Data pipeline: one epoch of `Net`, course loaders vs per-sample `DataLoader` + "
+              f"`ToTensor` (median of {d['repeats']}) | **{d['speedup']:.1f}x** faster ({fast:.2f} "
+              f"s vs {slow:.2f} s) |"]
     for key, label, target in (("mlp", "MLP, 50% of hidden neurons removed", " (target >= 1.7x)"),
                                ("cnn", "SmallCNN, 50% of channels removed", " (target >= 2.5x)"),
-                               ("resnet", "SmallResNet, 50% of channels removed by Torch-Pruning", "")):
+                               ("resnet", "SmallResNet, 50% of channels removed by Torch-Pruning",
+                                "")):
         r = results["structured"].get(key)
         if r is None:
             continue
-        lines.append(f"| {label}: CPU throughput at batch 256{target} | **{r['speedup']:.2f}x** (MAC ratio: "
-                     f"{r['flop_ratio']:.2f}x); {r['parameters'][1]:,} of {r['parameters'][0]:,} parameters; "
-                     f"test accuracy {_pct(r['dense_acc'])} dense, {_pct(r['acc_after'])} after {r['fine_tune']} "
-                     f"of fine-tuning |")
+        lines.append(f"| {label}: CPU throughput at batch 256{target} | **{r['speedup']:.2f}x** "
+                     f"(MAC ratio: {r['flop_ratio']:.2f}x); {r['parameters'][1]:,} of "
+                     f"{r['parameters'][0]:,} parameters; test accuracy {_pct(r['dense_acc'])} "
+                     f"dense, {_pct(r['acc_after'])} after {r['fine_tune']} of fine-tuning |")
     for sparsity, r in results["storage"].items():
-        lines.append(f"| {float(sparsity):.0%}-sparse `Net` (global L1), bitmask + gzip vs dense state_dict | "
-                     f"**{r['ratio']:.1f}x** smaller ({r['compact_bytes'] / 1e3:.0f} KB vs "
-                     f"{r['dense_bytes'] / 1e3:.0f} KB; CSR + gzip {r['csr_ratio']:.1f}x) |")
+        lines.append(f"| {float(sparsity):.0%}-sparse `Net` (global L1), bitmask + gzip vs dense "
+                     f"state_dict | **{r['ratio']:.1f}x** smaller ({r['compact_bytes'] / 1e3:.0f} "
+                     f"KB vs {r['dense_bytes'] / 1e3:.0f} KB; CSR + gzip {r['csr_ratio']:.1f}x) |")
     acc = results["accuracy"]
-    lines += ["", f"Test accuracy of `Net` (dense: {_pct(acc['dense'])}) after L1 pruning, in one shot and "
-              "after one epoch of fine-tuning (SGD, momentum 0.9, lr 0.01):", "",
-              "| Sparsity | Layer-wise, one shot | Layer-wise, +1 epoch | Global, one shot | Global, +1 epoch |",
+    lines += ["",
+              f"Test accuracy of `Net` (dense: {_pct(acc['dense'])}) after L1 pruning, in one shot "
+              "and after one epoch of fine-tuning (SGD, momentum 0.9, lr 0.01):", "",
+              "| Sparsity | Layer-wise, one shot | Layer-wise, +1 epoch | Global, one shot | "
+              "Global, +1 epoch |",
               "|---|---|---|---|---|"]
     for sparsity in SPARSITIES:
         lw, gl = acc[f"layer-wise {sparsity}"], acc[f"global {sparsity}"]
@@ -314,10 +294,12 @@ def markdown_report(results):
         lines.append("No CUDA GPU on this machine: everything above was measured on the CPU only.")
     else:
         text = (f"On the GPU ({cuda['device']}), batch 4096: structured MLP "
-                f"{cuda['mlp_speedup_batch_4096']:.2f}x, structured CNN {cuda['cnn_speedup_batch_4096']:.2f}x. ")
+                f"{cuda['mlp_speedup_batch_4096']:.2f}x, structured CNN "
+                f"{cuda['cnn_speedup_batch_4096']:.2f}x. ")
         if "2:4_net_speedup_batch_10000" in cuda:
-            text += (f"2:4 semi-structured sparsity (fp16): `Net` {_pct(cuda['2:4_acc_fine_tuned'])} after 2 epochs, "
-                     f"speed-up {cuda['2:4_net_speedup_batch_10000']:.2f}x at batch 10,000; one 4096 x 4096 "
+            text += ("2:4 semi-structured sparsity (fp16): `Net` "
+                     f"{_pct(cuda['2:4_acc_fine_tuned'])} after 2 epochs, speed-up "
+                     f"{cuda['2:4_net_speedup_batch_10000']:.2f}x at batch 10,000; one 4096 x 4096 "
                      f"layer {cuda['2:4_layer_4096_speedup']:.2f}x.")
         else:
             text += f"2:4 not measured: {cuda['semi_structured']}"
@@ -329,7 +311,7 @@ def markdown_report(results):
 
 
 def write_outputs(results, folder=RESULTS_DIR, committed=None):
-    """Write results.json and results.md into ``folder`` (and copy the Markdown to ``committed``)."""
+    """Write results.json and results.md into ``folder``; copy the Markdown to ``committed``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
@@ -354,9 +336,11 @@ def update_readme(markdown, readme=README):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Measure the course's results table on this machine.")
+    parser = argparse.ArgumentParser(description="Measure the course's results table on this "
+                                                 "machine.")
     parser.add_argument("--reference", action="store_true",
-                        help="also refresh benchmarks/RESULTS.md and the README's table (maintainers)")
+                        help="also refresh benchmarks/RESULTS.md and the README's table "
+                             "(maintainers)")
     reference = parser.parse_args(argv).reference
     start = time.perf_counter()
     results = {"machine": machine_info()}
@@ -387,8 +371,10 @@ def main(argv=None):
         update_readme(md_path.read_text())
     print()
     print(md_path.read_text())
-    also = f", {COMMITTED_TABLE.relative_to(ROOT)} and the README's Results section" if reference else ""
-    log(f"wrote {json_path.relative_to(ROOT)}, {md_path.relative_to(ROOT)}{also} in {results['seconds']:.0f} s")
+    also = (f", {COMMITTED_TABLE.relative_to(ROOT)} and the README's Results section"
+            if reference else "")
+    log(f"wrote {json_path.relative_to(ROOT)}, {md_path.relative_to(ROOT)}{also} in "
+        f"{results['seconds']:.0f} s")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,32 @@
 """Helpers for the course 'Pruning Neural Networks in PyTorch'.
 
-Small modules by topic: env (setup, seed, threads), data, models, training (loops, checkpoints
-and the reference baselines shipped in ``baselines/``), pruning, measure, plots, widgets,
-surgery, storage, latency, claims (the checked results of the text) and exercises. The pruning
-calls themselves stay in the notebooks.
+One small module per job; each notebook imports what it uses, and the pruning calls themselves
+stay in the notebooks:
+
+- ``env``: ``setup()`` (seed, threads, device, plot style, versions), ``project_dir()``.
+- ``data``: Fashion-MNIST in memory, batched by slicing (``get_loaders``).
+- ``models``: the article's ``Net``, ``SmallCNN``, ``SmallResNet``.
+- ``training``: ``train``, the article's ``validate``, ``predict``, ``accuracy``.
+- ``checkpoints``: atomic saves, checked loads, the reference baselines (``load_baseline``).
+- ``pruning``: ``prunable_weights``, ``pruned_copy``, ``make_permanent``, schedules.
+- ``measure``: parameters, sparsity, file size, MACs (``FlopCounterMode``) and speed
+  (``torch.utils.benchmark``).
+- ``surgery``: a smaller model without the pruned neurons or channels.
+- ``storage``: compact files for unstructured-sparse weights.
+- ``sparse_kernels``: CSR layers and 2:4 semi-structured sparsity.
+- ``plots`` and ``widgets``: the pictures and the interactive explorer.
+- ``claims``: the results the text states, checked on every run.
+- ``exercises``: the checks of the exercises.
+
+Helpers a notebook teaches are written out in that notebook, in a cell marked
+``# saved in course_utils.<module>``; ``tests/test_saved_helpers.py`` keeps both copies equal.
 """
-from .env import REPO_URL, setup, pick_device, project_dir
-from .data import get_loaders, load_dataset, class_names
+from .checkpoints import load_baseline, load_checkpoint, save_checkpoint
+from .data import class_names, get_loaders, load_dataset
+from .env import pick_device, project_dir, setup
 from .models import Net, SmallCNN, parameter_table
-from .training import validate, accuracy, predict, train, load_baseline, load_checkpoint, save_checkpoint
+from .training import accuracy, predict, train, validate
+
+__all__ = ["load_baseline", "load_checkpoint", "save_checkpoint", "class_names", "get_loaders",
+           "load_dataset", "pick_device", "project_dir", "setup", "Net", "SmallCNN",
+           "parameter_table", "accuracy", "predict", "train", "validate"]

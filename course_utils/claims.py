@@ -9,11 +9,13 @@ writes the spread of each claim to ``sweep_summary.json`` beside this file, so t
 ``claim(..., show=True)`` can print your figure next to the sweep's. Introduced in
 01_model_definition.
 """
+from __future__ import annotations
+
 import json
 import os
 from pathlib import Path
 
-__all__ = ["ClaimError", "claim", "speed_note"]
+__all__ = ["ClaimError", "claim", "speed_note", "sweep_summary"]
 
 
 class ClaimError(AssertionError):
@@ -29,7 +31,7 @@ def _bounds(at_least, at_most):
 SUMMARY = Path(__file__).with_name("sweep_summary.json")
 
 
-def sweep_summary():
+def sweep_summary() -> dict[str, dict[str, float]]:
     """``{claim name: {"mean", "sd", "min", "max", "n"}}`` from the last ``make sweep``."""
     try:
         return json.loads(SUMMARY.read_text())
@@ -44,7 +46,8 @@ def _record(**row):
             log.write(json.dumps(row) + "\n")
 
 
-def claim(name, value, at_least=None, at_most=None, show=False):
+def claim(name: str, value: float, at_least: float | None = None, at_most: float | None = None,
+          show: bool = False) -> float:
     """Check that ``value`` is ``at_least`` and/or ``at_most``; return it as a float.
 
     ``name`` says what the text claims, for example ``"95% sparse: test accuracy minus dense"``.
@@ -66,13 +69,14 @@ def claim(name, value, at_least=None, at_most=None, show=False):
         print(f"[explore] {name}: {value:.4g} outside {_bounds(at_least, at_most)}")
     elif not passed:
         raise ClaimError(
-            f"{name}: this run measured {value:.4g}, but the text claims {_bounds(at_least, at_most)}. "
-            "The bound held in every run of the course's seed-and-thread sweep "
-            "(benchmarks/CLAIMS.md); please report your machine, seed and versions.")
+            f"{name}: this run measured {value:.4g}, but the text claims "
+            f"{_bounds(at_least, at_most)}. The bound held in every run of the course's "
+            "seed-and-thread sweep (benchmarks/CLAIMS.md); please report your machine, seed and "
+            "versions.")
     return value
 
 
-def speed_note(name, value, usual):
+def speed_note(name: str, value: float, usual: tuple[float, float]) -> float:
     """Print a note when the speed ratio ``value`` is outside ``usual = (low, high)``; return it.
 
     Speed-ups depend on the CPU, its load and its thread count: a surprising figure is a

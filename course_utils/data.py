@@ -4,18 +4,27 @@ Introduced in 00_start_here. Where the files come from, in order:
 
 1. a directory you name: ``load_dataset(data_dir=...)`` or the ``COURSE_DATA_DIR`` variable;
 2. the course's own ``data/`` folder (filled by an earlier download);
-3. the system copy of the Debian/Ubuntu package (``/usr/share/datasets/fashion-mnist/``);
+3. the system copy of the Debian/Ubuntu package (``/usr/share/datasets/fashion-mnist/``),
+   unless ``COURSE_NO_SYSTEM_DATA`` is set;
 4. ``torchvision.datasets.FashionMNIST(..., download=True)`` into ``data/``.
 """
+from __future__ import annotations
+
 import gzip
 import hashlib
 import os
 import warnings
 from pathlib import Path
+from typing import Any, Iterator
 
 import torch
 
 from .env import course_seed, project_dir
+
+__all__ = ["DataNotFoundError", "DataCorruptError", "dataset_info", "class_names",
+           "course_data_dir",
+           "read_split_files", "find_raw_data", "TensorLoader", "load_dataset", "SPLIT_SEED",
+           "get_loaders"]
 
 FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -33,10 +42,10 @@ DATASETS = {
                     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
         # SHA-256 of the *decompressed* files (upstream and Debian agree).
         "sha256": {
-            "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-            "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-            "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-            "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+            "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",  # noqa: E501
+            "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",  # noqa: E501
+            "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",  # noqa: E501
+            "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",  # noqa: E501
         },
     },
     "mnist": {
@@ -60,7 +69,7 @@ class DataCorruptError(ValueError):
     """A data file exists but is not the file it should be."""
 
 
-def dataset_info(name):
+def dataset_info(name: str) -> dict:
     """Return the settings of a data set by name ('fashion-mnist' or 'mnist')."""
     key = name.lower().replace("_", "-")
     if key not in DATASETS:
@@ -68,18 +77,18 @@ def dataset_info(name):
     return DATASETS[key]
 
 
-def class_names(name="fashion-mnist"):
+def class_names(name: str = "fashion-mnist") -> list[str]:
     """The ten class names of a data set, in label order."""
     return list(dataset_info(name)["classes"])
 
 
-def course_data_dir():
+def course_data_dir() -> Path:
     """The course's own ``data/`` folder (created on first download)."""
     return project_dir() / "data"
 
 
 def _find_file(directory, filename, name):
-    """``filename`` or ``filename.gz`` in ``directory`` or in torchvision's ``<Name>/raw`` layout."""
+    """``filename`` or ``filename.gz`` in ``directory`` or in its torchvision ``<Name>/raw``."""
     for folder in (Path(directory), Path(directory) / dataset_info(name)["torchvision"] / "raw"):
         for candidate in (Path(folder) / filename, Path(folder) / (filename + ".gz")):
             if candidate.is_file():
@@ -110,7 +119,8 @@ def _parse_idx(raw, path, dims, count):
     return torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8).reshape(n, *shape)
 
 
-def read_split_files(directory, name="fashion-mnist"):
+def read_split_files(directory: str | os.PathLike[str],
+                     name: str = "fashion-mnist") -> dict[str, torch.Tensor]:
     """Read and verify the four IDX files in ``directory``; return ``{key: uint8 tensor}``.
 
     Raises DataNotFoundError naming the missing files, or DataCorruptError naming a bad one.
@@ -161,7 +171,8 @@ def _download(name, root):
         dataset_class(root=str(root), train=train, download=True)
 
 
-def find_raw_data(name="fashion-mnist", data_dir=None, download=True):
+def find_raw_data(name: str = "fashion-mnist", data_dir: str | os.PathLike[str] | None = None,
+                  download: bool = True) -> tuple[str, dict[str, torch.Tensor]]:
     """Try the four routes in order; return ``(route description, {key: uint8 tensor})``."""
     info = dataset_info(name)
     tried = []
@@ -177,12 +188,15 @@ def find_raw_data(name="fashion-mnist", data_dir=None, download=True):
                                     "COURSE_DATA_DIR to use the other routes.") from None
     local = course_data_dir()
     for route, folder in (("course data folder", local), ("system copy", Path(info["system_dir"]))):
+        if route == "system copy" and os.environ.get("COURSE_NO_SYSTEM_DATA"):
+            tried.append((route, "skipped: COURSE_NO_SYSTEM_DATA is set (as on Colab)"))
+            continue
         try:
             return f"{route} {folder}", read_split_files(folder, name)
         except DataNotFoundError as err:
             tried.append((route, str(err)))
         except DataCorruptError as err:
-            warnings.warn(f"Skipping the {route}: {err}")
+            warnings.warn(f"Skipping the {route}: {err}", stacklevel=2)
             tried.append((route, str(err)))
             if folder == local:  # our own cache: clear it so the download can rebuild it
                 for filename in FILES.values():
@@ -207,7 +221,8 @@ class TensorLoader:
     order each epoch from its own seeded generator, so runs repeat exactly.
     """
 
-    def __init__(self, images, labels, batch_size=128, shuffle=False, seed=0):
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 128,
+                 shuffle: bool = False, seed: int = 0) -> None:
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels.")
         if int(batch_size) < 1:
@@ -216,10 +231,10 @@ class TensorLoader:
         self.batch_size, self.shuffle = int(batch_size), shuffle
         self.generator = torch.Generator().manual_seed(seed)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return (len(self.labels) + self.batch_size - 1) // self.batch_size
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         images, labels = self.images, self.labels
         if self.shuffle:
             order = torch.randperm(len(labels), generator=self.generator).to(labels.device)
@@ -228,16 +243,17 @@ class TensorLoader:
             yield images[start:start + self.batch_size], labels[start:start + self.batch_size]
 
     @property
-    def dataset_size(self):
+    def dataset_size(self) -> int:
         return len(self.labels)
 
-    def to(self, device):
+    def to(self, device: str | torch.device) -> TensorLoader:
         """Move the whole split to ``device`` (for example ``'cuda'``); returns self."""
         self.images, self.labels = self.images.to(device), self.labels.to(device)
         return self
 
 
-def load_dataset(name="fashion-mnist", data_dir=None, download=True, verbose=True):
+def load_dataset(name: str = "fashion-mnist", data_dir: str | os.PathLike[str] | None = None,
+                 download: bool = True, verbose: bool = True) -> dict[str, Any]:
     """Load the whole data set as float tensors: ``{'train_images', 'train_labels', ...}``.
 
     Images are (N, 1, 28, 28), scaled to [0, 1] and normalised with the training set's
@@ -263,8 +279,10 @@ SPLIT_SEED = 0
 images the shipped reference baselines were trained on."""
 
 
-def get_loaders(name="fashion-mnist", batch_size=128, val_size=5000, flatten=True,
-                device="cpu", data_dir=None, download=True, seed=None):
+def get_loaders(name: str = "fashion-mnist", batch_size: int = 128, val_size: int = 5000,
+                flatten: bool = True, device: str | torch.device = "cpu",
+                data_dir: str | os.PathLike[str] | None = None, download: bool = True,
+                seed: int | None = None) -> tuple[TensorLoader, TensorLoader, TensorLoader]:
     """The article's ``train_loader, val_loader`` plus a ``test_loader``.
 
     The validation split is ``val_size`` training images chosen by a fixed seed

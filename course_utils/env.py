@@ -2,6 +2,8 @@
 
 Introduced in 00_start_here.
 """
+from __future__ import annotations
+
 import os
 import platform
 import random
@@ -10,11 +12,11 @@ from pathlib import Path
 
 import torch
 
-REPO_URL = "https://github.com/pruning-course/pytorch-pruning-course"
-"""The course's repository: the Colab badges and the Colab install line derive from it."""
+__all__ = ["project_dir", "course_seed", "course_threads", "in_colab", "pick_device",
+           "seed_everything",
+           "describe_device", "setup"]
 
-
-def project_dir():
+def project_dir() -> Path:
     """The folder where ``data/`` and ``checkpoints/`` live.
 
     ``COURSE_HOME`` when set (``make sweep`` gives each run a fresh one); else the course
@@ -26,7 +28,7 @@ def project_dir():
     return root if (root / "pyproject.toml").is_file() else Path.cwd()
 
 
-def _whole_number(variable, default, minimum):
+def _whole_number(variable: str, default: int | None, minimum: int) -> int | None:
     value = os.environ.get(variable, "").strip()
     if not value:
         return default
@@ -36,22 +38,22 @@ def _whole_number(variable, default, minimum):
     return int(value)
 
 
-def course_seed():
+def course_seed() -> int:
     """The seed of this run: ``COURSE_SEED`` when set, else 0 (``make sweep`` varies it)."""
     return _whole_number("COURSE_SEED", 0, 0)
 
 
-def course_threads():
+def course_threads() -> int | None:
     """Torch CPU threads asked for by ``COURSE_THREADS``, or None (torch's own default)."""
     return _whole_number("COURSE_THREADS", None, 1)
 
 
-def in_colab():
+def in_colab() -> bool:
     """True when running inside Google Colab."""
     return "google.colab" in sys.modules
 
 
-def pick_device(prefer=None):
+def pick_device(prefer: str | torch.device | None = None) -> torch.device:
     """``cuda`` when present, else Apple ``mps``, else ``cpu``; ``prefer`` forces one."""
     prefer = prefer or os.environ.get("COURSE_DEVICE")
     if prefer:
@@ -63,14 +65,14 @@ def pick_device(prefer=None):
     return torch.device("cpu")
 
 
-def seed_everything(seed=None):
+def seed_everything(seed: int | None = None) -> None:
     """Seed Python, and PyTorch on every device, so a run repeats (default: ``course_seed()``)."""
     seed = course_seed() if seed is None else seed
     random.seed(seed)
     torch.manual_seed(seed)  # also seeds CUDA and MPS
 
 
-def describe_device(device):
+def describe_device(device: str | torch.device) -> str:
     """A line naming the device, with a hint when no GPU is on."""
     device = torch.device(device)
     if device.type == "cuda":
@@ -82,7 +84,8 @@ def describe_device(device):
     return f"cpu: no GPU found; {hint}"
 
 
-def setup(seed=None, device=None, quiet=False):
+def setup(seed: int | None = None, device: str | torch.device | None = None,
+          quiet: bool = False) -> torch.device:
     """Seed everything, choose the device, set the plot style, print versions; return device.
 
     ``seed`` defaults to ``course_seed()`` (``COURSE_SEED``, else 0); ``COURSE_THREADS``
@@ -108,20 +111,3 @@ def setup(seed=None, device=None, quiet=False):
         print(f"Device: {describe_device(device)}{' · on Colab' if in_colab() else ''} · "
               f"seed {seed} · {torch.get_num_threads()} CPU threads")
     return device
-
-
-def colab_url(notebook):
-    """The 'Open in Colab' address of a notebook, derived from REPO_URL."""
-    path = REPO_URL.replace("https://github.com/", "")
-    return f"https://colab.research.google.com/github/{path}/blob/main/notebooks/{notebook}"
-
-
-def colab_badge(notebook):
-    """The Markdown of the 'Open in Colab' badge for a notebook file name."""
-    return (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
-            f"({colab_url(notebook)})")
-
-
-def colab_install_line():
-    """The pip line the setup cell runs on Colab (``--no-deps``: Colab ships torch & co)."""
-    return f'%pip install -q --no-deps "course-utils @ git+{REPO_URL}"'

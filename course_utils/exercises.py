@@ -11,17 +11,29 @@ out of the learner's sight, and judges the learner's *own* answer:
 - a right answer prints "Correct! ..." (without the answer's value) and returns a true ``Verdict``
   (a bool that shows nothing as the last line of a cell).
 
-The functions are grouped by notebook. ``check`` and ``check_close`` are the generic building blocks.
+The functions are grouped by notebook. ``check`` and ``check_close`` are the generic building
+blocks.
 """
+from __future__ import annotations
+
 import copy
 import math
 import numbers
+from typing import Any
 
 import torch
 import torch.nn as nn
 from torch.nn.utils import prune
 
-from .measure import count_flops, count_parameters
+from .measure import count_macs, count_parameters
+
+__all__ = ["ExerciseCheckError", "Verdict", "check", "check_close", "not_answered",
+           "check_sneaker_count", "check_normalisation", "check_parameter_count",
+           "check_validation_metrics", "check_second_amount", "check_permanent", "check_max_free",
+           "check_fc2_sensitivity", "check_cubic_amounts", "check_lottery_ticket",
+           "check_taylor_pruning", "check_max_sparsity", "check_norm_overlap",
+           "check_quarter_model", "check_bitmask_bytes", "check_reloaded",
+           "check_mask_2_4_outputs", "check_residual_group", "check_pruned_resnet_parameters"]
 
 
 class ExerciseCheckError(AssertionError):
@@ -35,7 +47,7 @@ class Verdict:
     so a check cell's only output is its message.
     """
 
-    def __init__(self, ok):
+    def __init__(self, ok: Any) -> None:
         self.ok = bool(ok)
 
     def __bool__(self):
@@ -54,7 +66,7 @@ class Verdict:
         pass
 
 
-def check(passed, success, hint):
+def check(passed: Any, success: str, hint: str) -> Verdict:
     """Print ``success`` when ``passed`` is true, else raise ``ExerciseCheckError(hint)``."""
     if not passed:
         raise ExerciseCheckError(f"Not yet: {hint}")
@@ -62,7 +74,7 @@ def check(passed, success, hint):
     return Verdict(True)
 
 
-def check_close(value, expected, tolerance, what, hint=""):
+def check_close(value: Any, expected: Any, tolerance: Any, what: str, hint: str = "") -> Verdict:
     """Check that ``value`` is within ``tolerance`` of ``expected``; the messages show neither."""
     ok = value is not None and abs(value - expected) <= tolerance
     check(ok, f"{what} is right.", f"{what} is not right yet. {hint}".strip())
@@ -75,7 +87,7 @@ def _require(passed, hint):
         raise ExerciseCheckError(f"Not yet: {hint}")
 
 
-def not_answered(hint):
+def not_answered(hint: str) -> Verdict:
     """Print that the exercise is not answered yet, with what to do; return a false ``Verdict``."""
     print(f"Not answered yet: {hint}")
     return Verdict(False)
@@ -101,7 +113,7 @@ def _count(model, name):
 
 # --------------------------------------------------------------------------- 00_start_here
 
-def check_sneaker_count(sneakers, val_loader):
+def check_sneaker_count(sneakers: Any, val_loader: Any) -> Verdict:
     """00 Exercise 1: the number of *Sneaker* images in the validation split."""
     from .data import class_names
     if sneakers is None:
@@ -120,7 +132,7 @@ def check_sneaker_count(sneakers, val_loader):
                  "and sum the matches.")
 
 
-def check_normalisation(pixel_mean, pixel_std, train_loader):
+def check_normalisation(pixel_mean: Any, pixel_std: Any, train_loader: Any) -> Verdict:
     """00 Exercise 2: the mean and standard deviation of every pixel of the training images."""
     if pixel_mean is None or pixel_std is None:
         return not_answered("compute the mean and the standard deviation of train_loader.images "
@@ -144,7 +156,7 @@ def check_normalisation(pixel_mean, pixel_std, train_loader):
 
 # --------------------------------------------------------------------------- 01_model_definition
 
-def check_parameter_count(model_or_count, expected=None):
+def check_parameter_count(model_or_count: Any, expected: Any = None) -> Verdict:
     """01 Exercise 1: the number of parameters of the article's Net (784-256-128-10)."""
     if model_or_count is None:
         return not_answered("replace None with your answer (a model or a number).")
@@ -156,13 +168,15 @@ def check_parameter_count(model_or_count, expected=None):
     else:
         count = _number(model_or_count, "`n_params`")
     if count == sum(a * b for a, b in sizes):
-        raise ExerciseCheckError("Not yet: you counted the weights only; every layer has biases too.")
+        raise ExerciseCheckError("Not yet: you counted the weights only; every layer has biases "
+                                 "too.")
     return check(count == expected, "That is the number of parameters of the article's Net.",
                  f"you have {count:,.0f}. Count the weight matrix and the bias vector of each of "
                  "the three nn.Linear layers (look at their in_features and out_features).")
 
 
-def check_validation_metrics(val_loss, val_acc, history, test_acc=None):
+def check_validation_metrics(val_loss: Any, val_acc: Any, history: Any,
+                             test_acc: Any = None) -> Verdict:
     """01 Exercise 2: validation loss and accuracy of the trained model."""
     if val_loss is None or val_acc is None:
         return not_answered("call the article's validate(...) and accuracy(...) on the trained "
@@ -183,13 +197,13 @@ def check_validation_metrics(val_loss, val_acc, history, test_acc=None):
         if abs(expected_acc - test_acc) < 1 else
         " It differs from the test accuracy by more than a point: the splits are small samples.")
     return check(abs(loss - expected_loss) < 1e-4, "The validation loss is right too." + close,
-                 "`val_loss` is not the validation loss: call validate(model, val_loader, criterion) "
-                 "with the criterion of the training.")
+                 "`val_loss` is not the validation loss: call validate(model, val_loader, "
+                 "criterion) with the criterion of the training.")
 
 
-# --------------------------------------------------------------------------- 02_l1_unstructured_pruning
+# ------------------------------------------------------------------- 02_l1_unstructured_pruning
 
-def check_second_amount(amount, baseline):
+def check_second_amount(amount: Any, baseline: Any) -> Verdict:
     """02 Exercise 1: the amount of a second l1_unstructured call that takes fc2 from 20% to 50%."""
     if amount is None:
         return not_answered("choose the `amount` of the second call on fc2.")
@@ -205,11 +219,12 @@ def check_second_amount(amount, baseline):
             "first call, not of the whole layer.")
     return check(abs(zeros - total / 2) <= 1, "fc2 ends with exactly half of its weights pruned.",
                  f"with amount={amount!r} fc2 ends with {zeros / total:.1%} of its weights pruned. "
-                 "The second amount is a fraction of the weights that are left after the first call.")
+                 "The second amount is a fraction of the weights that are left after the first "
+                 "call.")
 
 
-def check_permanent(permanent, baseline):
-    """02 Exercise 2: a copy of the baseline pruned 20% per layer, with the pruning made permanent."""
+def check_permanent(permanent: Any, baseline: Any) -> Verdict:
+    """02 Exercise 2: a copy of the baseline pruned 20% per layer, the pruning made permanent."""
     if permanent is None:
         return not_answered("build `permanent` from copy.deepcopy(baseline), prune it, then make "
                             "the pruning permanent.")
@@ -230,7 +245,7 @@ def check_permanent(permanent, baseline):
 
 # --------------------------------------------------------------------------- 03_validation
 
-def check_max_free(max_free, curve, sparsities, dense_val):
+def check_max_free(max_free: Any, curve: Any, sparsities: Any, dense_val: Any) -> Verdict:
     """03 Exercise 1: the highest sparsity within 1 point of the dense validation accuracy."""
     if max_free is None:
         return not_answered("read curve['l1'] and put the highest sparsity that stays within "
@@ -240,13 +255,14 @@ def check_max_free(max_free, curve, sparsities, dense_val):
         raise ExerciseCheckError("Not yet: `max_free` should be one of `sparsities` (in percent).")
     expected = max(s for s in sparsities if curve["l1"][s] >= dense_val - 1)
     return check(value == expected,
-                 "That is the highest sparsity at which layer-wise L1 pruning costs at most a point.",
+                 "That is the highest sparsity at which layer-wise L1 pruning costs at most a "
+                 "point.",
                  "look at curve['l1'][s] for each s in sparsities, keep the sparsities whose "
                  "accuracy is at most 1 point below dense_val, and take the largest (curve['l1'], "
                  "not curve['random']).")
 
 
-def check_fc2_sensitivity(fc2_acc, baseline, val_loader):
+def check_fc2_sensitivity(fc2_acc: Any, baseline: Any, val_loader: Any) -> Verdict:
     """03 Exercise 2: validation accuracy with only fc2 pruned by 95% (L1)."""
     from .training import accuracy
     if fc2_acc is None:
@@ -266,7 +282,7 @@ def check_fc2_sensitivity(fc2_acc, baseline, val_loader):
 
 # --------------------------------------------------------------------------- 04_fine_tuning
 
-def check_cubic_amounts(amounts, baseline):
+def check_cubic_amounts(amounts: Any, baseline: Any) -> Verdict:
     """04 Exercise 1: the four amounts that prune fc2 to 90% on the cubic schedule."""
     from .pruning import amount_for_target, cubic_sparsity
     if amounts is None:
@@ -293,7 +309,7 @@ def check_cubic_amounts(amounts, baseline):
                  "sparsity.", "fc2 does not end at 90%.")
 
 
-def check_lottery_ticket(ticket, final_model):
+def check_lottery_ticket(ticket: Any, final_model: Any) -> Verdict:
     """04 Exercise 2: the rewound ticket (initial weights of seed 0, masks of the 95% model).
 
     Returns ``True`` only for a correct ticket, so the experiment after it can be guarded.
@@ -302,7 +318,8 @@ def check_lottery_ticket(ticket, final_model):
     layers = ("fc1", "fc2", "fc3")
     if ticket is None:
         return not_answered("build `ticket` (the experiment below runs once it is right).")
-    _require(isinstance(ticket, Net) and all(hasattr(getattr(ticket, n), "weight_mask") for n in layers),
+    _require(isinstance(ticket, Net) and all(hasattr(getattr(ticket, n),
+                                                     "weight_mask") for n in layers),
              "build `ticket` as a fresh Net, then attach a mask to fc1, fc2 and fc3 with "
              "prune.custom_from_mask(ticket.fc1, name='weight', mask=...).")
     device = next(final_model.parameters()).device
@@ -317,23 +334,25 @@ def check_lottery_ticket(ticket, final_model):
     not_rewound = [n for n in layers if not torch.equal(
         getattr(ticket, n).weight_orig.to(device), getattr(initial, n).weight)]
     return check(not not_rewound,
-                 "A Net with the masks of the final sparse model and every surviving weight back at its "
-                 "initial value: a lottery ticket.",
+                 "A Net with the masks of the final sparse model and every surviving weight back "
+                 "at its initial value: a lottery ticket.",
                  f"{not_rewound} do not hold the initial weights: call torch.manual_seed(0) right "
                  "before Net(), and attach the masks to that fresh Net, not to a trained copy.")
 
 
 # --------------------------------------------------------------------------- 05_global_pruning
 
-def check_taylor_pruning(taylor_model, taylor_acc, taylor_better, results, val_loader):
-    """05 Exercise 1: |w x g| global pruning at 90%, its accuracy, and whether it beats magnitude."""
-    from .pruning import sparsity_report
+def check_taylor_pruning(taylor_model: Any, taylor_acc: Any, taylor_better: Any, results: Any,
+                         val_loader: Any) -> Verdict:
+    """05 Exercise 1: |w x g| global pruning at 90%, its accuracy, whether it beats magnitude."""
+    from .measure import sparsity_report
     from .training import accuracy
     if taylor_model is None or taylor_acc is None or taylor_better is None:
         return not_answered("build and prune `taylor_model`, measure `taylor_acc`, and answer "
                             "`taylor_better` with True or False.")
     _require(isinstance(taylor_model, nn.Module) and hasattr(taylor_model.fc1, "weight_mask"),
-             "taylor_model should be a pruned copy of the baseline (prune.global_unstructured on it).")
+             "taylor_model should be a pruned copy of the baseline (prune.global_unstructured on "
+             "it).")
     zeros, total = sparsity_report(taylor_model, quiet=True)["total"]
     _require(zeros == round(0.9 * total),
              "prune all three layers together, with amount=0.9, in one global_unstructured "
@@ -352,12 +371,14 @@ def check_taylor_pruning(taylor_model, taylor_acc, taylor_better, results, val_l
     verdict = ("On this model |w x g| beats magnitude in one shot." if better else
                "On this model |w x g| is worse than magnitude in one shot: a first-order estimate "
                "holds for removing one weight, not most of them at once.")
-    return check(taylor_better == better, f"Your pruning is right, and so is your verdict. {verdict}",
+    return check(taylor_better == better,
+                 f"Your pruning is right, and so is your verdict. {verdict}",
                  "your pruning is right, but compare taylor_acc with "
                  "results[0.9, 'global']['before'] again before answering `taylor_better`.")
 
 
-def check_max_sparsity(max_sparsity, results, sparsities, baseline_val):
+def check_max_sparsity(max_sparsity: Any, results: Any, sparsities: Any,
+                       baseline_val: Any) -> Verdict:
     """05 Exercise 2: the highest sparsity within 1 point of the baseline after one epoch."""
     if max_sparsity is None:
         return not_answered("read results[s, 'global']['after'] and put the highest sparsity "
@@ -377,11 +398,11 @@ def check_max_sparsity(max_sparsity, results, sparsities, baseline_val):
 
 # --------------------------------------------------------------------------- 06_structured_pruning
 
-def check_norm_overlap(overlap, baseline, masked):
+def check_norm_overlap(overlap: Any, baseline: Any, masked: Any) -> Verdict:
     """06 Exercise 1: how many fc1 neurons both L1 and L2 structured pruning remove."""
     if overlap is None:
-        return not_answered("prune a fresh copy with the L1 norm and count the fc1 neurons removed by "
-                            "both norms.")
+        return not_answered("prune a fresh copy with the L1 norm and count the fc1 neurons removed "
+                            "by both norms.")
     value = _number(overlap, "`overlap`", "Count the rows with int(...sum()).")
     model = copy.deepcopy(baseline)
     prune.ln_structured(model.fc1, name="weight", amount=0.5, n=1, dim=0)
@@ -398,39 +419,42 @@ def check_norm_overlap(overlap, baseline, masked):
                  "rows of fc1.weight_mask that are zero in it AND in masked.fc1.weight_mask.")
 
 
-def check_quarter_model(n_params_75, flop_ratio_75, baseline, example_input):
+def check_quarter_model(n_params_75: Any, flop_ratio_75: Any, baseline: Any,
+                        example_input: Any) -> Verdict:
     """06 Exercise 2: parameters and FLOP (MAC) ratio of the MLP with 75% of its neurons removed."""
     if n_params_75 is None or flop_ratio_75 is None:
-        return not_answered("remove three quarters of the neurons of fc1 and fc2 of a fresh copy, then "
-                            "count its parameters and its MAC ratio.")
+        return not_answered("remove three quarters of the neurons of fc1 and fc2 of a fresh copy, "
+                            "then count its parameters and its MAC ratio.")
     sizes = [baseline.fc1.in_features, baseline.fc1.out_features // 4,
              baseline.fc2.out_features // 4, baseline.fc3.out_features]
     layers = list(zip(sizes[:-1], sizes[1:]))
     expected_params = sum(a * b + b for a, b in layers)
     small_macs = example_input.shape[0] * sum(a * b for a, b in layers)  # as count_flops counts
-    expected_ratio = count_flops(baseline, example_input) / small_macs
+    expected_ratio = count_macs(baseline, example_input) / small_macs
     params = _number(n_params_75, "`n_params_75`")
     _require(params == expected_params,
              "75% of the neurons of fc1 and of fc2 go; count the weights and biases of the "
              "three smaller layers (count_parameters does it).")
     ratio = _number(flop_ratio_75, "`flop_ratio_75`")
     param_ratio = count_parameters(baseline) / expected_params
-    if abs(ratio - param_ratio) < 1e-3 < abs(ratio - expected_ratio) or abs(ratio * param_ratio - 1) < 1e-3:
+    if (abs(ratio - param_ratio) < 1e-3 < abs(ratio - expected_ratio)
+            or abs(ratio * param_ratio - 1) < 1e-3):
         raise ExerciseCheckError(
             "Not yet: that is the parameter ratio, not the MAC ratio. Biases cost no "
-            "multiplications: use count_flops(model, images[:1]) on both models.")
+            "multiplications: use count_macs(model, images[:1]) on both models.")
     if abs(ratio * expected_ratio - 1) < 1e-3:
         raise ExerciseCheckError("Not yet: the ratio is upside down: dense over smaller.")
     return check(abs(ratio - expected_ratio) < 2e-4,
                  "Both are right. Expect the measured speed-up to fall further below this MAC "
-                 "ratio than the half-width model's did: the layers are even smaller, so the fixed cost "
-                 "of each call weighs more.",
-                 "divide count_flops(baseline, images[:1]) by count_flops(smaller_model, images[:1]).")
+                 "ratio than the half-width model's did: the layers are even smaller, so the fixed "
+                 "cost of each call weighs more.",
+                 "divide count_macs(baseline, images[:1]) by "
+                 "count_macs(smaller_model, images[:1]).")
 
 
-# --------------------------------------------------------------------------- 07_from_masks_to_savings
+# --------------------------------------------------------------------- 07_from_masks_to_savings
 
-def check_bitmask_bytes(bitmask_bytes, weight):
+def check_bitmask_bytes(bitmask_bytes: Any, weight: Any) -> Verdict:
     """07 Exercise 1: bytes of a raw bitmask encoding of ``weight`` (bits + float32 survivors)."""
     if bitmask_bytes is None:
         return not_answered("compute the bytes of the bits plus the bytes of the surviving values.")
@@ -451,7 +475,7 @@ def check_bitmask_bytes(bitmask_bytes, weight):
                  "non-zero weights (float32).")
 
 
-def check_reloaded(reloaded, to_save, loader):
+def check_reloaded(reloaded: Any, to_save: Any, loader: Any) -> Verdict:
     """07 Exercise 2: a fresh Net with the saved masks loaded back, with the same accuracy."""
     from .training import accuracy
     if reloaded is None:
@@ -477,7 +501,7 @@ def _mask_2_4_rows(weight):
     return mask.reshape(weight.shape)
 
 
-def check_mask_2_4_outputs(mask_2_4_outputs, weight):
+def check_mask_2_4_outputs(mask_2_4_outputs: Any, weight: Any) -> Verdict:
     """07 Exercise 3: a 2:4 mask that groups 4 consecutive neurons (rows) for each input."""
     if not callable(mask_2_4_outputs):
         return not_answered("define the function mask_2_4_outputs(weight).")
@@ -488,7 +512,8 @@ def check_mask_2_4_outputs(mask_2_4_outputs, weight):
              "return a tensor of the weight's shape, with 1 for kept weights and 0 for pruned "
              "ones.")
     mask = mask.detach().float()
-    _require(int(mask.sum()) == weight.numel() // 2, "the mask should keep exactly half the weights.")
+    _require(int(mask.sum()) == weight.numel() // 2,
+             "the mask should keep exactly half the weights.")
     columns = mask.t().reshape(weight.shape[1], -1, 4).sum(-1)
     _require(bool((columns == 2).all()),
              "in each column (one input), every group of 4 consecutive rows (neurons) should "
@@ -497,20 +522,22 @@ def check_mask_2_4_outputs(mask_2_4_outputs, weight):
     _require(torch.equal(mask, expected.to(mask.device)),
              "keep the 2 largest-magnitude weights of each group, not any 2.")
     return check(not torch.equal(mask, _mask_2_4_rows(weight).to(mask.device)),
-                 "Half of the weights kept, two of every four neurons for each input: a different mask "
-                 "from mask_2_4's.", "this is the row-wise mask of mask_2_4; group along the columns.")
+                 "Half of the weights kept, two of every four neurons for each input: a different "
+                 "mask from mask_2_4's.",
+                 "this is the row-wise mask of mask_2_4; group along the columns.")
 
 
-# --------------------------------------------------------------------------- 08_pruning_a_residual_network
+# ---------------------------------------------------------------- 08_pruning_a_residual_network
 
-def check_residual_group(answer):
+def check_residual_group(answer: Any) -> Verdict:
     """08 Exercise 1: the convolutions whose output channels are tied to ``down.0``'s.
 
     ``answer``: module names of a ``SmallResNet`` (as ``named_modules()`` spells them).
     """
     if answer is None:
         return not_answered("list the names of the convolutions that must lose the same output "
-                            "channels as the convolution of `down`, as model.named_modules() spells them.")
+                            "channels as the convolution of `down`, as model.named_modules() "
+                            "spells them.")
     _require(not isinstance(answer, str) and all(isinstance(name, str) for name in answer),
              "give a list (or set) of module names as strings, spelled as model.named_modules() "
              "spells them.")
@@ -528,11 +555,12 @@ def check_residual_group(answer):
                  "follows it, up to the classifier.")
 
 
-def check_pruned_resnet_parameters(answer):
-    """08 Exercise 2: the parameters of ``SmallResNet`` after Torch-Pruning removed 25% of channels."""
+def check_pruned_resnet_parameters(answer: Any) -> Verdict:
+    """08 Exercise 2: the parameters of ``SmallResNet`` after Torch-Pruning removed 25% of them."""
     if answer is None:
-        return not_answered("prune a fresh copy of the dense model with the exercise's pruning_ratio "
-                            "and put count_parameters(...) of the result in the answer.")
+        return not_answered("prune a fresh copy of the dense model with the exercise's "
+                            "pruning_ratio and put count_parameters(...) of the result in the "
+                            "answer.")
     from .models import SmallResNet
     _require(isinstance(answer, numbers.Integral) and not isinstance(answer, bool),
              "give a whole number, e.g. count_parameters(pruned_model).")

@@ -1,18 +1,34 @@
-"""Honest measurements: parameters, sparsity, file sizes, FLOPs and speed ratios.
+"""Measuring, in one place: parameters, sparsity, file sizes, FLOPs and speed.
 
-Speed is always compared side by side in one run: warm-up, several interleaved repeats,
-the median, and ratios against the first entry. Introduced in 00_start_here (data speed)
-and used from 06_structured_pruning on.
+FLOPs come from PyTorch's ``torch.utils.flop_counter.FlopCounterMode``; times from
+``torch.utils.benchmark`` (``Timer``, ``Measurement``, ``Compare``). Speed is always compared
+side by side in one run: warm-up, interleaved rounds, the median, and ratios against the first
+entry. Introduced in 02_l1_unstructured_pruning (sparsity, file size); FLOPs and timing in
+06_structured_pruning.
 """
+from __future__ import annotations
+
+import copy
 import io
-import statistics
-import time
+import logging
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
+from torch.utils.flop_counter import FlopCounterMode
+
+# torch.utils.benchmark imports torch.utils.cpp_extension, which warns "No CUDA runtime is found"
+# on machines with CUDA's compiler but no GPU; nothing here compiles C++, so keep that quiet.
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+from torch.utils import benchmark  # noqa: E402
+
+__all__ = ["count_parameters", "sparsity", "sparsity_report", "file_size", "count_macs",
+           "compare_speed", "compare_throughput", "cpu_copy", "cpu_throughput"]
+
+PRUNABLE = (nn.Linear, nn.Conv2d)
 
 
-def count_parameters(model, nonzero=False):
+def count_parameters(model: nn.Module, nonzero: bool = False) -> int:
     """Number of parameters of ``model`` (only the non-zero ones with ``nonzero=True``).
 
     Counts what the forward pass uses: for a module pruned with ``torch.nn.utils.prune``,
@@ -26,7 +42,33 @@ def count_parameters(model, nonzero=False):
     return total
 
 
-def file_size(obj):
+def sparsity(tensor: torch.Tensor) -> float:
+    """Fraction of exact zeros in a tensor (0.0 to 1.0)."""
+    return float((tensor == 0).sum()) / tensor.numel()
+
+
+def sparsity_report(model: nn.Module, layer_types: tuple[type, ...] = PRUNABLE,
+                    quiet: bool = False) -> dict[str, tuple[int, int]]:
+    """Per-layer and total sparsity of the weights; prints a table, returns the numbers.
+
+    Returns ``{layer name: (zeros, total)}`` with a ``"total"`` entry. Reads ``weight``, so
+    it sees the masks of ``torch.nn.utils.prune`` as well as zeros made permanent.
+    """
+    rows = {}
+    for name, module in model.named_modules():
+        if isinstance(module, layer_types):
+            weight = module.weight
+            rows[name] = (int((weight == 0).sum()), weight.numel())
+    rows["total"] = (sum(z for z, _ in rows.values()), sum(n for _, n in rows.values()))
+    if not quiet:
+        width = max(len(name) for name in rows)
+        for name, (zeros, total) in rows.items():
+            share = 100 * zeros / total
+            print(f"{name:<{width}}  {zeros:>7,} / {total:>7,} zeros  ({share:6.2f}%)")
+    return rows
+
+
+def file_size(obj: nn.Module | dict[str, Any]) -> int:
     """Bytes that ``torch.save(obj)`` writes (a model is saved through its state_dict)."""
     if isinstance(obj, nn.Module):
         obj = obj.state_dict()
@@ -35,82 +77,127 @@ def file_size(obj):
     return buffer.tell()
 
 
-def count_flops(model, example_input):
-    """Multiply-accumulates of one forward pass through the Linear and Conv2d layers."""
-    total = 0
+def count_macs(model: nn.Module, example_input: torch.Tensor) -> int:
+    """Multiply-accumulates of one forward pass on ``example_input``, from ``FlopCounterMode``.
 
-    def hook(module, inputs, output):
-        nonlocal total
-        if isinstance(module, nn.Linear):
-            total += output.numel() * module.in_features
-        else:  # Conv2d
-            kernel = module.kernel_size[0] * module.kernel_size[1]
-            total += output.numel() * kernel * module.in_channels // module.groups
-
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, (nn.Linear, nn.Conv2d))]
-    try:
-        with torch.no_grad():
-            model.eval()(example_input)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return total
+    ``FlopCounterMode`` counts 2 floating-point operations (a multiply and an add) for each
+    multiply-accumulate of the matrix products and convolutions; this returns half its total.
+    Masked zeros still count: a mask does not skip any arithmetic.
+    """
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model.eval()(example_input)
+    return counter.get_total_flops() // 2
 
 
-def _synchronize(device):
+def _synchronizer(device: str | torch.device) -> Callable[[], None]:
+    """A function that waits for ``device`` to finish its queued work (a no-op on the CPU)."""
     device = torch.device(device)
     if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
+        return torch.cuda.synchronize
+    if device.type == "mps":
+        return torch.mps.synchronize
+    return lambda: None
 
 
-def compare_speed(functions, warmup=3, repeats=15, device="cpu"):
-    """Time several zero-argument callables side by side; return rows of results.
+def compare_speed(functions: dict[str, Callable[[], Any]], warmup: int = 3, repeats: int = 15,
+                  device: str | torch.device = "cpu", threads: int | None = None,
+                  label: str = "") -> dict[str, dict[str, Any]]:
+    """Time several zero-argument callables side by side with ``torch.utils.benchmark``.
 
-    Each repeat calls every function once, in turn (interleaved, so a busy machine slows
-    all of them alike). Returns ``{name: {"median_s": ..., "speedup": ...}}`` where
-    ``speedup`` is relative to the first entry.
+    One ``benchmark.Timer`` per function (``threads`` CPU threads, torch's current number by
+    default); after ``warmup`` calls each, every one of ``repeats`` rounds times each function
+    once, in turn (interleaved, so a busy machine slows all of them alike), waiting for the GPU
+    to finish. Returns ``{name: {"median_s", "speedup", "measurement"}}``: ``speedup`` is
+    relative to the first entry, ``measurement`` a ``benchmark.Measurement`` (give a list of
+    them to ``benchmark.Compare`` for a table).
     """
     if not functions:
         raise ValueError("Give at least one function to time.")
-    times = {name: [] for name in functions}
-    with torch.inference_mode():
-        for _ in range(warmup):
-            for fn in functions.values():
-                fn()
-        _synchronize(device)
-        for _ in range(repeats):
-            for name, fn in functions.items():
-                start = time.perf_counter()
-                fn()
-                _synchronize(device)
-                times[name].append(time.perf_counter() - start)
-    medians = {name: statistics.median(t) for name, t in times.items()}
-    first = next(iter(medians.values()))
-    return {name: {"median_s": m, "speedup": first / m} for name, m in medians.items()}
+    if int(repeats) < 1 or int(warmup) < 0:
+        raise ValueError(f"repeats must be >= 1 and warmup >= 0, not {repeats!r} and {warmup!r}.")
+    threads = threads or torch.get_num_threads()
+    sync = _synchronizer(device)
+    timers = {name: benchmark.Timer("fn(); sync()", globals={"fn": fn, "sync": sync}, label=label,
+                                    sub_label=f"median of {repeats}", description=name,
+                                    num_threads=threads)
+              for name, fn in functions.items()}
+    rounds = {name: [] for name in functions}
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            for _ in range(warmup):
+                for fn in functions.values():
+                    fn()
+            sync()
+            for _ in range(repeats):
+                for name, timer in timers.items():
+                    rounds[name].append(timer.timeit(1))
+    finally:
+        torch.set_num_threads(previous_threads)
+    measurements = {name: benchmark.Measurement.merge(ms)[0] for name, ms in rounds.items()}
+    first = next(iter(measurements.values())).median
+    return {name: {"median_s": m.median, "speedup": first / m.median, "measurement": m}
+            for name, m in measurements.items()}
 
 
-def compare_throughput(models, example_input, warmup=3, repeats=15):
-    """Inference throughput of several models on the same batch, side by side.
+def compare_throughput(models: dict[str, nn.Module], example_input: torch.Tensor,
+                       warmup: int = 3, repeats: int = 15, threads: int | None = None,
+                       label: str = "") -> dict[str, dict[str, Any]]:
+    """Inference throughput of several models on the same batch, side by side (``compare_speed``).
 
-    Returns ``{name: {"median_s", "speedup", "items_per_s"}}``; ``speedup`` is relative to
-    the first model. The models are put in eval mode.
+    Returns ``{name: {"median_s", "speedup", "items_per_s", "measurement"}}``; ``speedup`` is
+    relative to the first model. The models are put in eval mode.
     """
-    for model in models.values():
+    calls = {}
+    for name, model in models.items():
         model.eval()
-    results = compare_speed({name: (lambda m=m: m(example_input)) for name, m in models.items()},
-                            warmup, repeats, example_input.device)
+        calls[name] = _forward(model, example_input)
+    results = compare_speed(calls, warmup, repeats, example_input.device, threads, label)
     for row in results.values():
         row["items_per_s"] = len(example_input) / row["median_s"]
     return results
 
 
-def speed_table(results):
-    """The results of ``compare_speed``/``compare_throughput`` as aligned text."""
-    width = max(len(name) for name in results)
-    lines = [f"{'':<{width}}  {'median':>10}  {'speed-up':>8}"]
-    lines += [f"{name:<{width}}  {row['median_s'] * 1e3:>8.2f}ms  {row['speedup']:>7.2f}x"
-              for name, row in results.items()]
-    return "\n".join(lines)
+def _forward(model: nn.Module, x: torch.Tensor) -> Callable[[], Any]:
+    return lambda: model(x)
+
+
+def cpu_copy(model: nn.Module, example_input: torch.Tensor | None = None) -> nn.Module:
+    """An eval-mode copy of ``model`` on the CPU; the original stays on its device.
+
+    For a model pruned with masks, pass an ``example_input`` (on the model's device): one
+    forward pass without autograd refreshes the masked weights of ``torch.nn.utils.prune``,
+    which cannot be copied while they carry gradients.
+    """
+    if example_input is not None:
+        with torch.no_grad():
+            model.eval()(example_input)
+    return copy.deepcopy(model).cpu().eval()
+
+
+def cpu_throughput(models: dict[str, nn.Module], images: torch.Tensor, batch_size: int = 256,
+                   threads: int | None = None, warmup: int = 3, repeats: int = 15,
+                   label: str = "") -> dict[str, dict[str, Any]]:
+    """``compare_throughput`` on the CPU, on one batch of ``images``, whatever ``device`` is.
+
+    Models on another device are timed as CPU copies (``cpu_copy``), so they stay where they
+    are. ``threads`` CPU threads (torch's current number by default). CPU numbers are the
+    honest ones for small models: a GPU hides their differences behind launch overheads.
+    """
+    batch = images[:batch_size]
+    on_cpu = {name: model if _on_cpu(model) else cpu_copy(model, batch[:1].to(_device_of(model)))
+              for name, model in models.items()}
+    return compare_throughput(on_cpu, batch.cpu(), warmup, repeats, threads, label)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    tensor = next(model.parameters(), None)
+    if tensor is None:
+        tensor = next(model.buffers(), torch.empty(0))
+    return tensor.device
+
+
+def _on_cpu(model: nn.Module) -> bool:
+    return _device_of(model).type == "cpu"

@@ -2,15 +2,27 @@
 
 Thin wrappers around matplotlib; each returns the figure so a notebook can adjust it.
 """
+from __future__ import annotations
+
+from typing import Sequence
+
 import matplotlib.pyplot as plt
 import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+__all__ = ["show_images", "plot_history", "plot_confusion", "plot_weight_masks",
+           "plot_weight_histogram",
+           "plot_curves", "plot_per_class"]
 
 
 def _as_image(x):
     return x.detach().float().cpu().reshape(28, 28)
 
 
-def show_images(images, labels, classes, preds=None, ncols=8, title=None):
+def show_images(images: torch.Tensor, labels: torch.Tensor, classes: Sequence[str],
+                preds: torch.Tensor | None = None, ncols: int = 8,
+                title: str | None = None) -> Figure:
     """A grid of 28x28 images captioned with their class (and prediction, when given)."""
     n = len(images)
     nrows = (n + ncols - 1) // ncols
@@ -33,7 +45,7 @@ def show_images(images, labels, classes, preds=None, ncols=8, title=None):
     return fig
 
 
-def plot_history(history, title="Learning curves"):
+def plot_history(history: dict[str, list[float]], title: str = "Learning curves") -> Figure:
     """Training loss, validation loss and validation accuracy per epoch (from ``train``)."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
     left.plot(history["epoch"], history["train_loss"], "o-", label="train loss")
@@ -48,7 +60,8 @@ def plot_history(history, title="Learning curves"):
     return fig
 
 
-def plot_confusion(preds, labels, classes, title="Confusion matrix (test set)"):
+def plot_confusion(preds: torch.Tensor, labels: torch.Tensor, classes: Sequence[str],
+                   title: str = "Confusion matrix (test set)") -> tuple[Figure, torch.Tensor]:
     """Confusion matrix as an image: rows are true classes, columns predictions."""
     k = len(classes)
     matrix = torch.zeros(k, k, dtype=torch.long)
@@ -67,7 +80,8 @@ def plot_confusion(preds, labels, classes, title="Confusion matrix (test set)"):
     return fig, matrix
 
 
-def plot_weight_masks(weight, rows=(0, 1, 2, 3, 4, 5, 6, 7), title="fc1 masks"):
+def plot_weight_masks(weight: torch.Tensor, rows: Sequence[int] = (0, 1, 2, 3, 4, 5, 6, 7),
+                      title: str = "fc1 masks") -> Figure:
     """Rows of a 784-input weight (or mask) reshaped to 28x28: black is kept, white pruned."""
     fig, axes = plt.subplots(1, len(rows), figsize=(1.4 * len(rows), 1.7))
     for ax, r in zip(axes, rows):
@@ -79,7 +93,8 @@ def plot_weight_masks(weight, rows=(0, 1, 2, 3, 4, 5, 6, 7), title="fc1 masks"):
     return fig
 
 
-def plot_weight_histogram(weight, threshold=None, bins=100, title="|weight| of fc1"):
+def plot_weight_histogram(weight: torch.Tensor, threshold: float | None = None, bins: int = 100,
+                          title: str = "|weight| of fc1") -> Figure:
     """Histogram of the absolute weights, with the pruning threshold as a red line (02)."""
     values = weight.detach().abs().flatten().float().cpu()
     fig, ax = plt.subplots(figsize=(6, 2.8))
@@ -94,8 +109,10 @@ def plot_weight_histogram(weight, threshold=None, bins=100, title="|weight| of f
     return fig
 
 
-def plot_curves(curves, reference=None, xlabel="sparsity (%)", ylabel="validation accuracy (%)",
-                title=None, ax=None, marker="o-"):
+def plot_curves(curves: dict[str, tuple[Sequence[float], Sequence[float]]],
+                reference: float | None = None, xlabel: str = "sparsity (%)",
+                ylabel: str = "validation accuracy (%)", title: str | None = None,
+                ax: Axes | None = None, marker: str = "o-") -> Figure:
     """Several curves on one axis: ``{label: (xs, ys)}``, optionally a dashed reference line.
 
     Used for accuracy against sparsity (03), layer sensitivity (03) and recovery curves (04).
@@ -112,8 +129,9 @@ def plot_curves(curves, reference=None, xlabel="sparsity (%)", ylabel="validatio
     return ax.figure
 
 
-def plot_per_class(per_class, classes, title="Per-class accuracy (test set)"):
-    """Grouped bars of per-class accuracy: ``{model label: sequence of 10 accuracies in %}`` (03)."""
+def plot_per_class(per_class: dict[str, Sequence[float]], classes: Sequence[str],
+                   title: str = "Per-class accuracy (test set)") -> Figure:
+    """Grouped bars of per-class accuracy: ``{model label: 10 accuracies in %}`` (03)."""
     fig, ax = plt.subplots(figsize=(8, 3))
     width = 0.8 / len(per_class)
     for i, (label, values) in enumerate(per_class.items()):

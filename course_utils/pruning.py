@@ -1,40 +1,65 @@
-"""Small helpers around ``torch.nn.utils.prune``: which tensors to prune, how sparse they are.
+"""Small helpers around ``torch.nn.utils.prune``: what to prune, pruned copies, schedules.
 
-The pruning calls themselves stay in the notebooks. Introduced in 02_l1_unstructured_pruning.
+The pruning calls stay visible in the notebooks: ``pruned_copy`` is written out in
+02_l1_unstructured_pruning and ``make_permanent`` in 07_from_masks_to_savings (the notebook
+cells are marked ``# saved in course_utils.pruning`` and a test keeps both copies the same).
+Counting zeros lives in ``measure`` (``sparsity``, ``sparsity_report``).
 """
+from __future__ import annotations
+
+import copy
+
 import torch.nn as nn
+import torch.nn.utils.prune as prune
+
+__all__ = ["prunable_weights", "pruned_copy", "make_permanent", "amount_for_target",
+           "cubic_sparsity"]
 
 
-def prunable_weights(model, layer_types=(nn.Linear, nn.Conv2d)):
+def prunable_weights(model: nn.Module,
+                     layer_types: tuple[type, ...] = (nn.Linear,
+                                                      nn.Conv2d)) -> list[tuple[nn.Module, str]]:
     """The ``(module, 'weight')`` pairs that ``prune.global_unstructured`` expects."""
     return [(module, "weight") for module in model.modules() if isinstance(module, layer_types)]
 
 
-def sparsity(tensor):
-    """Fraction of exact zeros in a tensor (0.0 to 1.0)."""
-    return float((tensor == 0).sum()) / tensor.numel()
+def pruned_copy(model: nn.Module, amount: float, method: str = "l1",
+                layers: list[str] | None = None, globally: bool = False) -> nn.Module:
+    """A copy of `model` with `amount` of its weights pruned by masks; `model` stays dense.
 
-
-def sparsity_report(model, layer_types=(nn.Linear, nn.Conv2d), quiet=False):
-    """Per-layer and total sparsity of the weights; prints a table, returns the numbers.
-
-    Returns ``{layer name: (zeros, total)}`` with a ``"total"`` entry. Reads ``weight``, so
-    it sees the masks of ``torch.nn.utils.prune`` as well as zeros made permanent.
+    method: "l1" prunes the smallest |weights|, "random" a random draw. layers: the names of
+    the layers to prune (default: every Linear and Conv2d). globally=True ranks the weights of
+    all those layers together, one threshold for all (notebook 05), instead of pruning the
+    same fraction of each layer.
     """
-    rows = {}
-    for name, module in model.named_modules():
-        if isinstance(module, layer_types):
-            weight = module.weight
-            rows[name] = (int((weight == 0).sum()), weight.numel())
-    rows["total"] = (sum(z for z, _ in rows.values()), sum(n for _, n in rows.values()))
-    if not quiet:
-        width = max(len(name) for name in rows)
-        for name, (zeros, total) in rows.items():
-            print(f"{name:<{width}}  {zeros:>7,} / {total:>7,} zeros  ({100 * zeros / total:6.2f}%)")
-    return rows
+    pruned = copy.deepcopy(model)
+    if layers is None:
+        parameters_to_prune = prunable_weights(pruned)
+    else:
+        parameters_to_prune = [(pruned.get_submodule(name), "weight") for name in layers]
+    if method not in ("l1", "random"):
+        raise ValueError(f"method must be 'l1' or 'random', not {method!r}.")
+    if globally:
+        how = prune.L1Unstructured if method == "l1" else prune.RandomUnstructured
+        prune.global_unstructured(parameters_to_prune, pruning_method=how, amount=amount)
+    else:
+        for module, name in parameters_to_prune:
+            if method == "l1":
+                prune.l1_unstructured(module, name=name, amount=amount)
+            else:
+                prune.random_unstructured(module, name=name, amount=amount)
+    return pruned
 
 
-def amount_for_target(current, target):
+def make_permanent(model: nn.Module) -> nn.Module:
+    """prune.remove on every pruned layer: the zeros stay, masks and hooks go."""
+    for module, name in prunable_weights(model):
+        if prune.is_pruned(module):
+            prune.remove(module, name)
+    return model
+
+
+def amount_for_target(current: float, target: float) -> float:
     """The ``amount`` that takes a tensor from ``current`` to ``target`` sparsity.
 
     Pruning again removes a fraction of what *remains*: from 20% to 50% is
@@ -49,7 +74,7 @@ def amount_for_target(current, target):
     return (target - current) / (1 - current)
 
 
-def cubic_sparsity(step, n_steps, final, initial=0.0):
+def cubic_sparsity(step: int, n_steps: int, final: float, initial: float = 0.0) -> float:
     """Sparsity after ``step`` of ``n_steps`` pruning steps on the cubic schedule of Zhu & Gupta.
 
     ``s = final + (initial - final) * (1 - step / n_steps) ** 3`` (Zhu & Gupta 2017, "To prune,

@@ -6,7 +6,7 @@ carries the pruning through, with two primitives named like Torch-Pruning's
 ``prune_conv_out_channels`` / ``prune_conv_in_channels`` (which take the indices to *remove*
 and edit in place; ours take the indices to *keep* and return a new, mask-free layer):
 
-    fc1 = keep_outputs(model.fc1, keep)   # rows of a Linear, filters of a Conv2d, BatchNorm2d channels
+    fc1 = keep_outputs(model.fc1, keep)   # Linear rows, Conv2d filters, BatchNorm2d channels
     fc2 = keep_inputs(model.fc2, keep)    # columns of a Linear, input channels of a Conv2d
 
 ``remove_pruned_units(masked_model, example_input)`` applies them to a whole plain chain of
@@ -19,8 +19,11 @@ concatenations and shared layers need a dependency graph: Torch-Pruning (noteboo
 Introduced in 06_structured_pruning; 08_pruning_a_residual_network uses the primitives on
 a residual block and shows where ``remove_pruned_units`` stops.
 """
+from __future__ import annotations
+
 import contextlib
 import copy
+from typing import Sequence
 
 import torch
 import torch.nn as nn
@@ -46,7 +49,7 @@ def _current(module, name):
     return getattr(module, name, None)
 
 
-def kept_indices(tensor, dim=0):
+def kept_indices(tensor: torch.Tensor, dim: int = 0) -> torch.Tensor:
     """Indices along ``dim`` of the slices of ``tensor`` that hold at least one non-zero.
 
     Pass a weight (``model.fc1.weight``) or a pruning mask (``model.fc1.weight_mask``);
@@ -54,7 +57,8 @@ def kept_indices(tensor, dim=0):
     Introduced in 06_structured_pruning.
     """
     if not isinstance(tensor, torch.Tensor):
-        raise TypeError(f"kept_indices needs a tensor (a weight or a mask), not {type(tensor).__name__}.")
+        raise TypeError("kept_indices needs a tensor (a weight or a mask), not "
+                        f"{type(tensor).__name__}.")
     if tensor.dim() == 0:
         raise ValueError("kept_indices needs a tensor with at least one dimension.")
     dim = dim % tensor.dim()
@@ -80,18 +84,20 @@ def _check_idxs(idxs, size, what):
 
 def _plain_conv(conv):
     if conv.groups != 1:
-        raise SurgeryError(f"a grouped or depthwise Conv2d (groups={conv.groups}) ties its input and "
-                           "output channels together. " + TORCH_PRUNING_HINT)
+        raise SurgeryError(f"a grouped or depthwise Conv2d (groups={conv.groups}) ties its input "
+                           "and output channels together. " + TORCH_PRUNING_HINT)
 
 
 @torch.no_grad()
 def _batchnorm(bn, idxs):
     ref = bn.running_mean if bn.running_mean is not None else _current(bn, "weight")
     if ref is None:
-        raise SurgeryError("a BatchNorm2d without affine parameters or running statistics has nothing to keep.")
+        raise SurgeryError("a BatchNorm2d without affine parameters or running statistics has "
+                           "nothing to keep.")
     k = idxs.to(ref.device)
     new = nn.BatchNorm2d(len(idxs), eps=bn.eps, momentum=bn.momentum, affine=bn.affine,
-                         track_running_stats=bn.track_running_stats, device=ref.device, dtype=ref.dtype)
+                         track_running_stats=bn.track_running_stats, device=ref.device,
+                         dtype=ref.dtype)
     if bn.affine:
         new.weight.copy_(_current(bn, "weight")[k])
         new.bias.copy_(_current(bn, "bias")[k])
@@ -103,7 +109,7 @@ def _batchnorm(bn, idxs):
 
 
 @torch.no_grad()
-def keep_outputs(layer, idxs):
+def keep_outputs(layer: nn.Module, idxs: Sequence[int] | torch.Tensor) -> nn.Module:
     """A new ``layer`` that keeps only the output units ``idxs`` (any order, each once).
 
     The rows (and biases) of an ``nn.Linear``, the filters of an ``nn.Conv2d``, the
@@ -126,7 +132,8 @@ def keep_outputs(layer, idxs):
                         padding=layer.padding, dilation=layer.dilation, bias=bias is not None,
                         padding_mode=layer.padding_mode, device=weight.device, dtype=weight.dtype)
     else:
-        raise TypeError(f"keep_outputs handles nn.Linear, nn.Conv2d and nn.BatchNorm2d, not {type(layer).__name__}.")
+        raise TypeError("keep_outputs handles nn.Linear, nn.Conv2d and nn.BatchNorm2d, not "
+                        f"{type(layer).__name__}.")
     new.weight.copy_(weight[k])
     if bias is not None:
         new.bias.copy_(bias[k])
@@ -134,7 +141,7 @@ def keep_outputs(layer, idxs):
 
 
 @torch.no_grad()
-def keep_inputs(layer, idxs):
+def keep_inputs(layer: nn.Module, idxs: Sequence[int] | torch.Tensor) -> nn.Module:
     """A new ``layer`` that reads only the inputs ``idxs``: what the previous layer kept.
 
     The columns of an ``nn.Linear``, the input channels of an ``nn.Conv2d`` (a BatchNorm2d's
@@ -157,7 +164,8 @@ def keep_inputs(layer, idxs):
                         padding=layer.padding, dilation=layer.dilation, bias=bias is not None,
                         padding_mode=layer.padding_mode, device=weight.device, dtype=weight.dtype)
     else:
-        raise TypeError(f"keep_inputs handles nn.Linear, nn.Conv2d and nn.BatchNorm2d, not {type(layer).__name__}.")
+        raise TypeError("keep_inputs handles nn.Linear, nn.Conv2d and nn.BatchNorm2d, not "
+                        f"{type(layer).__name__}.")
     new.weight.copy_(weight[:, k])
     if bias is not None:
         new.bias.copy_(bias)
@@ -256,43 +264,48 @@ def _plan(model, example_input):
     for name in defined:
         module = model.get_submodule(name)
         if not isinstance(module, (*_WEIGHTED, nn.BatchNorm2d)):
-            raise SurgeryError(f"{kind}.{name} is a {type(module).__name__}: remove_pruned_units only knows "
-                               "nn.Linear, nn.Conv2d and nn.BatchNorm2d. " + TORCH_PRUNING_HINT)
+            raise SurgeryError(f"{kind}.{name} is a {type(module).__name__}: remove_pruned_units "
+                               "only knows nn.Linear, nn.Conv2d and nn.BatchNorm2d. "
+                               + TORCH_PRUNING_HINT)
         if isinstance(module, nn.Conv2d):
             _plain_conv(module)
         count = calls.count(name)
         if count > 1:
-            raise SurgeryError(f"{kind}.{name} runs {count} times in one forward pass (a shared layer): "
-                               "removing its units changes every place that uses it, and this helper "
-                               "only follows plain chains. " + TORCH_PRUNING_HINT)
+            raise SurgeryError(f"{kind}.{name} runs {count} times in one forward pass (a shared "
+                               "layer): removing its units changes every place that uses it, and "
+                               "this helper only follows plain chains. " + TORCH_PRUNING_HINT)
         if count == 0:
-            raise SurgeryError(f"{kind}.{name} never runs on example_input: is it the right input for "
-                               "this model? remove_pruned_units only shrinks layers it can check.")
+            raise SurgeryError(f"{kind}.{name} never runs on example_input: is it the right input "
+                               "for this model? remove_pruned_units only shrinks layers it can "
+                               "check.")
     if calls != defined:
         i = next(i for i, (a, b) in enumerate(zip(calls, defined)) if a != b)
-        raise SurgeryError(f"{kind} defines {defined[i]} before {calls[i]}, but forward runs {calls[i]} "
-                           "first. remove_pruned_units pairs each layer with the next one defined, so the "
-                           "layers must be defined in the order forward runs them (as in an "
-                           "nn.Sequential). Reorder the definitions, or: " + TORCH_PRUNING_HINT)
+        raise SurgeryError(f"{kind} defines {defined[i]} before {calls[i]}, but forward runs "
+                           f"{calls[i]} first. remove_pruned_units pairs each layer with the next "
+                           "one defined, so the layers must be defined in the order forward runs "
+                           "them (as in an nn.Sequential). Reorder the definitions, or: "
+                           + TORCH_PRUNING_HINT)
     weighted = [n for n in calls if isinstance(model.get_submodule(n), _WEIGHTED)]
     if len(weighted) < 2:
         raise SurgeryError(f"{kind} has fewer than two Linear/Conv2d layers: nothing to shrink.")
     if not isinstance(out, torch.Tensor):
-        raise SurgeryError(f"{kind} returns a {type(out).__name__}; remove_pruned_units needs a model "
-                           "that returns one tensor.")
+        raise SurgeryError(f"{kind} returns a {type(out).__name__}; remove_pruned_units needs a "
+                           "model that returns one tensor.")
     outputs = {seen["out_fn"][n]: f"the output of {n}" for n in weighted}
     plan = []
     for producer, consumer in zip(weighted, weighted[1:] + [None]):
         start = out.grad_fn if consumer is None else seen["in_fn"][consumer]
         stop = seen["out_fn"][producer]
-        others = {node: what for node, what in outputs.items() if node is not stop and node is not None}
+        others = {node: what for node, what in outputs.items()
+                  if node is not stop and node is not None}
         bad = _depends_on(start, stop, others, x)
         if bad is not None:
             where = "the model's output" if consumer is None else f"the input of {consumer}"
-            raise SurgeryError(f"{kind} is not a plain chain: {where} depends on {bad}, not only on "
-                               f"{producer}: a skip connection (as in a residual block) or a branch. "
-                               "The channels on both sides are tied together and must go as one group, "
-                               "which remove_pruned_units cannot do. " + TORCH_PRUNING_HINT)
+            raise SurgeryError(f"{kind} is not a plain chain: {where} depends on {bad}, not only "
+                               f"on {producer}: a skip connection (as in a residual block) or a "
+                               "branch. The channels on both sides are tied together and must go "
+                               "as one group, which remove_pruned_units cannot do. "
+                               + TORCH_PRUNING_HINT)
         if consumer is not None:
             between = calls[calls.index(producer) + 1:calls.index(consumer)]
             plan.append((producer, between, consumer))
@@ -316,34 +329,38 @@ def _removed_value(producer, consumer, layer, x, keep, channels):
         cols = (torch.arange(channels)[:, None] * per + torch.arange(per)).flatten()
         kept_cols, removed_cols = cols.reshape(channels, per)[~removed].flatten(), \
             cols.reshape(channels, per)[removed].flatten()
-        slices = x.reshape(-1, layer.in_features)[:, removed_cols.to(x.device)]  # (examples, removed inputs)
+        # (examples, removed inputs)
+        slices = x.reshape(-1, layer.in_features)[:, removed_cols.to(x.device)]
     else:
         if layer.in_channels != channels:
-            raise SurgeryError(f"{consumer} reads {layer.in_channels} channels but {producer} makes "
-                               f"{channels}: something between them changes the channels.")
+            raise SurgeryError(f"{consumer} reads {layer.in_channels} channels but {producer} "
+                               f"makes {channels}: something between them changes the channels.")
         kept_cols, removed_cols = (~removed).nonzero().flatten(), removed.nonzero().flatten()
-        slices = x[:, removed_cols.to(x.device)].transpose(0, 1).flatten(1).T  # (examples x pixels, removed)
+        # (examples x pixels, removed)
+        slices = x[:, removed_cols.to(x.device)].transpose(0, 1).flatten(1).T
     if removed_cols.numel() == 0:
         return kept_cols, removed_cols, None
     low, high = slices.amin(dim=0), slices.amax(dim=0)
     if bool(((high - low) > 1e-5 * (1 + slices.abs().amax(dim=0))).any()):
-        raise SurgeryError(f"the pruned units of {producer} do not output a constant on example_input "
-                           f"(as seen by {consumer}): something between the layers moves or mixes units (a permutation, "
-                           "a reshape), or feeds them. remove_pruned_units only removes units whose whole weight "
-                           "row or filter is zero, in a plain chain. " + TORCH_PRUNING_HINT)
+        raise SurgeryError(f"the pruned units of {producer} do not output a constant on "
+                           f"example_input (as seen by {consumer}): something between the layers "
+                           "moves or mixes units (a permutation, a reshape), or feeds them. "
+                           "remove_pruned_units only removes units whose whole weight row or "
+                           "filter is zero, in a plain chain. " + TORCH_PRUNING_HINT)
     constants = slices.mean(dim=0)
-    if isinstance(layer, nn.Conv2d) and bool((constants != 0).any()) and layer.padding_mode == "zeros" \
+    if isinstance(layer,
+                  nn.Conv2d) and bool((constants != 0).any()) and layer.padding_mode == "zeros" \
             and any(p != 0 for p in _padding(layer)):
         n = int((constants != 0).sum())
         raise SurgeryError(
-            f"{n} pruned channel(s) of {producer} still output a non-zero constant (the BatchNorm shift, a "
-            f"bias, or the activation of 0), and {consumer} pads its input with zeros: at the image border it "
-            "sees the padding instead of that constant, so no bias can absorb it and the smaller model "
-            "would differ. Make the pruned channels output exactly zero first, as notebook 06 does: mask "
-            "the BatchNorm scale and shift of the same channels, "
-            "`prune.custom_from_mask(bn, 'weight', mask); prune.custom_from_mask(bn, 'bias', mask)` with "
-            "`mask = conv.weight_mask.flatten(1).any(dim=1).float()` (or the conv's bias when no "
-            "BatchNorm follows). Fine-tune after that if accuracy drops.")
+            f"{n} pruned channel(s) of {producer} still output a non-zero constant (the BatchNorm "
+            f"shift, a bias, or the activation of 0), and {consumer} pads its input with zeros: at "
+            "the image border it sees the padding instead of that constant, so no bias can absorb "
+            "it and the smaller model would differ. Make the pruned channels output exactly zero "
+            "first, as notebook 06 does: mask the BatchNorm scale and shift of the same channels, "
+            "`prune.custom_from_mask(bn, 'weight', mask); prune.custom_from_mask(bn, 'bias', "
+            "mask)` with `mask = conv.weight_mask.flatten(1).any(dim=1).float()` (or the conv's "
+            "bias when no BatchNorm follows). Fine-tune after that if accuracy drops.")
     return kept_cols, removed_cols, constants
 
 
@@ -395,23 +412,25 @@ def _verify(kind, masked, small, example_input, keeps, rtol, atol):
     try:
         result = record(small)
     except Exception as err:
-        raise SurgeryError(f"the smaller {kind} does not run on example_input ({type(err).__name__}: {err}): "
-                           "not returned. Something between the layers depends on the number of units? "
+        raise SurgeryError(f"the smaller {kind} does not run on example_input "
+                           f"({type(err).__name__}: {err}): not returned. Something between the "
+                           "layers depends on the number of units? "
                            + TORCH_PRUNING_HINT) from err
     for name, ref in reference.items():
         new = result.get(name)
         if name in keeps and new is not None and new.shape != ref.shape:
-            ref = ref.index_select(_unit_dim(masked.get_submodule(name), ref), keeps[name].to(ref.device))
+            ref = ref.index_select(_unit_dim(masked.get_submodule(name), ref),
+                                   keeps[name].to(ref.device))
         if new is None or new.shape != ref.shape:
-            raise SurgeryError(f"the smaller {kind} gives {name} an output of another shape than expected: "
-                               "not returned. " + TORCH_PRUNING_HINT)
+            raise SurgeryError(f"the smaller {kind} gives {name} an output of another shape than "
+                               "expected: not returned. " + TORCH_PRUNING_HINT)
         tolerance = atol * max(1.0, float(ref.abs().max()))
         if not torch.allclose(new, ref, rtol=rtol, atol=tolerance):
             diff = float((new - ref).abs().max())
-            raise SurgeryError(f"the smaller {kind} computes other outputs than the masked one from {name} on "
-                               f"(largest difference {diff:.3g} on example_input): not returned. Something "
-                               "between the layers mixes units (a reshape, a channel shuffle, a custom "
-                               "function)? " + TORCH_PRUNING_HINT)
+            raise SurgeryError(f"the smaller {kind} computes other outputs than the masked one "
+                               f"from {name} on (largest difference {diff:.3g} on example_input): "
+                               "not returned. Something between the layers mixes units (a reshape, "
+                               "a channel shuffle, a custom function)? " + TORCH_PRUNING_HINT)
 
 
 @contextlib.contextmanager
@@ -427,7 +446,8 @@ def _full_precision():
         torch.set_float32_matmul_precision(matmul)
 
 
-def remove_pruned_units(model, example_input, rtol=1e-4, atol=1e-5):
+def remove_pruned_units(model: nn.Module, example_input: torch.Tensor, rtol: float = 1e-4,
+                        atol: float = 1e-5) -> nn.Module:
     """A smaller copy of ``model`` without the neurons/channels that structured pruning zeroed.
 
     ``model`` must be a plain chain of ``nn.Linear`` / ``nn.Conv2d`` layers (BatchNorm2d,
@@ -466,7 +486,8 @@ def _remove_pruned_units(model, example_input, rtol, atol):
             keeps[name] = keep
             news[name] = keep_outputs(model.get_submodule(name), keep)
         nxt = model.get_submodule(consumer)
-        kept_cols, removed_cols, constants = _removed_value(producer, consumer, nxt, inputs[consumer],
+        kept_cols, removed_cols, constants = _removed_value(producer, consumer, nxt,
+                                                            inputs[consumer],
                                                             keep, channels)
         news[consumer] = _fold(keep_inputs(nxt, kept_cols), nxt, removed_cols, constants)
     for name, new in news.items():

@@ -3,11 +3,19 @@
 Introduced in 03_validation. No ipympl needed: each change of a control redraws a small
 static figure inside an ``Output`` widget (``ipywidgets.interactive_output``).
 """
+from __future__ import annotations
+
+from typing import Callable, Iterable, Sequence
+
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
+import torch.nn as nn
 from IPython.display import display
 
+from .plots import plot_weight_masks
 from .training import accuracy
+
+__all__ = ["SparsityExplorer"]
 
 METHODS = (("L1 (magnitude)", "l1"), ("random", "random"))
 
@@ -27,8 +35,10 @@ class SparsityExplorer(widgets.VBox):
     a browser (under nbval). Introduced in 03_validation.
     """
 
-    def __init__(self, prune_fn, model, loader, sparsity=50, step=5, max_sparsity=95,
-                 methods=METHODS, neurons=(0, 1, 2, 3, 4, 5), layer="fc1"):
+    def __init__(self, prune_fn: Callable[[nn.Module, float, str], nn.Module], model: nn.Module,
+                 loader: Iterable, sparsity: int = 50, step: int = 5, max_sparsity: int = 95,
+                 methods: Sequence[tuple[str, str]] = METHODS,
+                 neurons: Sequence[int] = (0, 1, 2, 3, 4, 5), layer: str = "fc1") -> None:
         if not callable(prune_fn):
             raise TypeError("prune_fn must be a function (model, amount, method) -> pruned copy, "
                             f"not {type(prune_fn).__name__}.")
@@ -53,20 +63,14 @@ class SparsityExplorer(widgets.VBox):
                                             {"sparsity": self.slider, "method": self.method})
         self.children = [widgets.HBox([self.slider, self.method]), output]
 
-    def _update(self, sparsity, method):
+    def _update(self, sparsity: int, method: str) -> None:
         pruned = self.prune_fn(self.model, sparsity / 100, method)
         acc = accuracy(pruned, self.loader)
         self.result = {"sparsity": sparsity / 100, "method": method, "accuracy": acc,
                        "model": pruned}
         print(f"{self.labels[method]}: validation accuracy at {sparsity}% sparsity: {acc:.2f}%")
-        weight = getattr(pruned, self.layer).weight.detach().cpu()
-        fig, axes = plt.subplots(1, len(self.neurons), figsize=(1.3 * len(self.neurons), 1.6))
-        for ax, neuron in zip(axes, self.neurons):
-            ax.imshow((weight[neuron].reshape(28, 28) != 0).float(), cmap="gray_r",
-                      vmin=0, vmax=1)
-            ax.set_title(f"neuron {neuron}", fontsize=8)
-            ax.axis("off")
-        fig.suptitle(f"{self.layer} weights kept (black) at {sparsity}% sparsity", fontsize=9)
-        fig.tight_layout()
+        weight = getattr(pruned, self.layer).weight
+        fig = plot_weight_masks(weight, rows=self.neurons,
+                                title=f"{self.layer} weights kept (black) at {sparsity}% sparsity")
         display(fig)
         plt.close(fig)

@@ -95,7 +95,8 @@ class JupyterLab:
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited with {self.process.returncode}:\n{self.log()}")
+                raise RuntimeError("JupyterLab exited with "
+                                   f"{self.process.returncode}:\n{self.log()}")
             try:
                 self.api("/api/status", timeout=2)
                 return

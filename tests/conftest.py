@@ -36,11 +36,12 @@ def fashion_files(tmp_path):
 
 @pytest.fixture(scope="session")
 def load_script():
-    """Import a script of the repository (``benchmarks/run_all.py``, ``tools/sweep.py``) as a module."""
+    """Import a script of the repository (``benchmarks/run_all.py``, ...) as a module."""
     root = Path(__file__).resolve().parents[1]
 
     def load(relative_path):
-        spec = importlib.util.spec_from_file_location(Path(relative_path).stem, root / relative_path)
+        spec = importlib.util.spec_from_file_location(Path(relative_path).stem,
+                                                      root / relative_path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         return module

@@ -20,16 +20,19 @@ def fake_results(run_all, cuda=None):
     accuracy = {"dense": 89.7}
     for method in ("layer-wise", "global"):
         for s in run_all.SPARSITIES:
-            accuracy[f"{method} {s}"] = {"method": method, "sparsity": s, "one_shot": 80.0, "fine_tuned": 88.0}
+            accuracy[f"{method} {s}"] = {"method": method, "sparsity": s, "one_shot": 80.0,
+                                         "fine_tuned": 88.0}
     structured = {"speedup": 1.9, "flop_ratio": 2.1, "dense_ms": 1.0, "pruned_ms": 0.5,
                   "parameters": [235146, 109386], "dense_acc": 89.7, "acc_before": 73.5,
                   "acc_after": 89.3, "fine_tune": "5 epochs"}
     return {"machine": run_all.machine_info(), "seconds": 123.4,
-            "data_pipeline": {"epoch_seconds": {"per-sample": 6.3, "course": 0.7}, "speedup": 9.0, "repeats": 3},
+            "data_pipeline": {"epoch_seconds": {"per-sample": 6.3, "course": 0.7}, "speedup": 9.0,
+                              "repeats": 3},
             "structured": {"mlp": structured, "cnn": dict(structured, speedup=3.1, flop_ratio=3.9),
                            "resnet": dict(structured, speedup=2.3, flop_ratio=3.96)},
             "storage": {str(s): {"dense_bytes": 943317, "compact_bytes": 54529, "ratio": 17.3,
-                                 "csr_gzip_bytes": 60282, "csr_ratio": 15.6} for s in run_all.STORAGE_SPARSITIES},
+                                 "csr_gzip_bytes": 60282,
+                                 "csr_ratio": 15.6} for s in run_all.STORAGE_SPARSITIES},
             "accuracy": accuracy, "cuda": cuda}
 
 
@@ -42,7 +45,8 @@ def test_machine_info(run_all):
 def test_markdown_report_cpu_only(run_all):
     text = run_all.markdown_report(fake_results(run_all))
     assert "**9.0x** faster" in text and "**1.90x**" in text and "**17.3x** smaller" in text
-    assert "SmallResNet, 50% of channels removed by Torch-Pruning: CPU throughput at batch 256 | **2.30x**" in text
+    assert ("SmallResNet, 50% of channels removed by Torch-Pruning: CPU throughput at batch 256"
+            " | **2.30x**") in text
     assert "| 95% | 80.00% | 88.00% | 80.00% | 88.00% |" in text
     assert "CPU only" in text and "make bench" in text
 
@@ -83,9 +87,11 @@ def test_committed_table_exists():
 
 def test_update_readme(run_all, tmp_path):
     readme = tmp_path / "README.md"
-    readme.write_text(f"# Title\n\n## Results\n\n{run_all.README_START}\nold\n{run_all.README_END}\n\n## Tests\n")
+    readme.write_text("# Title\n\n## "
+                      f"Results\n\n{run_all.README_START}\nold\n{run_all.README_END}\n\n## Tests\n")
     run_all.update_readme("| new | table |\n", readme)
-    assert readme.read_text() == (f"# Title\n\n## Results\n\n{run_all.README_START}\n| new | table |\n"
+    assert readme.read_text() == (f"# Title\n\n## Results\n\n{run_all.README_START}\n| new | table "
+                                  "|\n"
                                   f"{run_all.README_END}\n\n## Tests\n")
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="markers"):

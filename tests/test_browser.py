@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
-
 from browser_helpers import INSTALL_HINT, JupyterLab, find_chromium
 
 try:
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout, sync_playwright
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import sync_playwright
 except ImportError:
     pytest.skip(f"Playwright is not installed; {INSTALL_HINT}", allow_module_level=True)
 CHROMIUM = find_chromium()
@@ -94,7 +94,8 @@ def wait_for_kernel(page, state, timeout=STEP_MS):
         ".includes('| ' + state)", arg=state, timeout=timeout)
 
 
-CELL_STATE = """() => [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell')].map(cell => ({
+CELL_STATE = """() => [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell')]
+  .map(cell => ({
     prompt: cell.querySelector('.jp-InputPrompt')?.textContent.trim() ?? '',
     hidden: cell.querySelector('.jp-InputPlaceholder') !== null,  // collapsed: shows no prompt
     empty: cell.querySelector('.cm-content')?.innerText.trim() === '',
@@ -175,7 +176,8 @@ def explorer_reading(page, output, sparsity, method=""):
     return tuple(map(float, found.groups())), figures
 
 
-@pytest.mark.skipif(not (ROOT / "notebooks" / EXPLORER).is_file(), reason=f"no notebooks/{EXPLORER}")
+@pytest.mark.skipif(not (ROOT / "notebooks" / EXPLORER).is_file(),
+                    reason=f"no notebooks/{EXPLORER}")
 def test_widget_explorer_works_in_the_browser(page, lab):
     started = time.monotonic()
     open_notebook(page, lab, EXPLORER)

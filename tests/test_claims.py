@@ -23,8 +23,10 @@ def test_claim_within_bounds_returns_the_value_and_records_it(log):
     assert claim("gap", 0.4, at_least=0.0, at_most=1) == 0.4
     assert claim("drop", 2, at_most=3) == 2.0
     assert rows(log) == [
-        {"kind": "claim", "name": "gap", "value": 0.4, "at_least": 0.0, "at_most": 1, "passed": True},
-        {"kind": "claim", "name": "drop", "value": 2.0, "at_least": None, "at_most": 3, "passed": True}]
+        {"kind": "claim", "name": "gap", "value": 0.4, "at_least": 0.0, "at_most": 1,
+         "passed": True},
+        {"kind": "claim", "name": "drop", "value": 2.0, "at_least": None, "at_most": 3,
+         "passed": True}]
 
 
 def test_claim_outside_bounds_raises_an_assertion_that_names_value_and_bound(log):
@@ -68,7 +70,8 @@ def test_speed_note_prints_outside_its_range_and_never_raises(log, capsys):
     assert capsys.readouterr().out == ""
     speed_note("the smaller MLP's speed-up", 1.1, usual=(1.7, 2.4))
     out = capsys.readouterr().out
-    assert out.startswith("Note: on your machine, the smaller MLP's speed-up is 1.10x") and "1.7-2.4x" in out
+    assert out.startswith("Note: on your machine, the smaller MLP's speed-up is 1.10x")
+    assert "1.7-2.4x" in out
     assert [r["kind"] for r in rows(log)] == ["speed", "speed"]
 
 
@@ -83,10 +86,12 @@ def test_every_claim_of_the_notebooks_was_proven_by_the_last_sweep():
     summary = claims.sweep_summary()
     names = []
     for path in sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb")):
-        source = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+        cells = nbformat.read(path, as_version=4).cells
+        source = "\n".join(c.source for c in cells if c.cell_type == "code")
         names += re.findall(r'claim\(\s*"([^"]+)"', source)
     assert len(names) >= 30 and len(set(names)) == len(names), "claim names are unique"
-    cells = {name: "| " + name.replace("|", "\\|") + " |" for name in names}  # as the table escapes them
+    # as the table escapes them
+    cells = {name: "| " + name.replace("|", "\\|") + " |" for name in names}
     missing = [name for name in names if cells[name] not in table or name not in summary]
-    assert not missing, f"run make sweep: not in benchmarks/CLAIMS.md or sweep_summary.json: {missing}"
+    assert not missing, f"run make sweep: not in CLAIMS.md or sweep_summary.json: {missing}"
     assert "FAIL" not in table, "every run of the last sweep passed"

@@ -2,7 +2,6 @@
 import gzip
 import os
 import shutil
-import warnings
 from pathlib import Path
 
 import pytest
@@ -124,7 +123,9 @@ def test_unknown_dataset_name():
 
 
 def test_mnist_is_selectable_by_name(isolated):
-    with pytest.raises(DataNotFoundError, match="Could not find the MNIST data.*MNIST/raw|Could not find the MNIST data"):
+    with pytest.raises(DataNotFoundError,
+                       match="Could not find the MNIST data.*MNIST/raw|Could not find the MNIST "
+                             "data"):
         data.find_raw_data("MNIST")
     assert data.class_names("mnist")[3] == "3"
 
@@ -174,7 +175,7 @@ def test_get_loaders_splits(fashion_files, isolated):
 
 
 def test_notebooks_without_data_fail_fast_with_the_routes_message(tmp_path):
-    """`make test` with no data stops at once with one clear message, not a failing cell per notebook."""
+    """`make test` without data stops at once with one clear message, not a failure per cell."""
     import subprocess
     import sys
     root = Path(__file__).resolve().parents[1]
@@ -187,3 +188,13 @@ def test_notebooks_without_data_fail_fast_with_the_routes_message(tmp_path):
     assert done.returncode == 1, out
     assert "The notebooks need Fashion-MNIST and no route found it" in out
     assert "lacks train-images-idx3-ubyte" in out and "passed" not in out
+
+
+def test_no_system_data_skips_the_system_copy(isolated, fashion_files, monkeypatch):
+    """The Colab rehearsal hides the Debian copy, so the notebooks take the download route."""
+    monkeypatch.setitem(data.DATASETS["fashion-mnist"], "system_dir", str(fashion_files))
+    route, _ = data.find_raw_data(download=False)
+    assert route.startswith("system copy")
+    monkeypatch.setenv("COURSE_NO_SYSTEM_DATA", "1")
+    with pytest.raises(data.DataNotFoundError, match="COURSE_NO_SYSTEM_DATA"):
+        data.find_raw_data(download=False)

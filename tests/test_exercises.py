@@ -1,5 +1,6 @@
-"""Exercise checks: right answers pass without showing their value, wrong ones raise a hint that does
-not give the answer away, and a missing answer (None) says "Not answered yet" without raising."""
+"""Exercise checks: right answers pass without showing their value, wrong ones raise a hint that
+does not give the answer away, and a missing answer (None) says "Not answered yet" without raising.
+"""
 import copy
 import math
 import re
@@ -12,9 +13,9 @@ from torch.nn.utils import prune
 from course_utils import exercises as ex
 from course_utils.data import TensorLoader, class_names
 from course_utils.exercises import ExerciseCheckError, check, check_close
-from course_utils.measure import count_flops
+from course_utils.measure import count_macs
 from course_utils.models import Net
-from course_utils.pruning import amount_for_target, cubic_sparsity, sparsity_report
+from course_utils.pruning import amount_for_target, cubic_sparsity
 from course_utils.training import accuracy
 
 
@@ -69,7 +70,7 @@ def test_check_and_check_close(capsys):
     check_close(2.05, 2.0, 0.1, "the value")
     assert "Correct!" in capsys.readouterr().out
     for answer in (None, 1.5):
-        message = wrong(lambda: check_close(answer, 2.0, 0.1, "the value"), 2.0)
+        message = wrong(lambda answer=answer: check_close(answer, 2.0, 0.1, "the value"), 2.0)
         assert "the value" in message
 
 
@@ -97,7 +98,8 @@ def test_check_normalisation(capsys, loader):
     mean, std = loader.images.mean().item(), loader.images.std().item()
     missing(capsys, ex.check_normalisation(None, None, loader))
     right(capsys, ex.check_normalisation(mean, std, loader))
-    message = wrong(lambda: ex.check_normalisation(loader.images.mean(dim=1), std, loader), mean, std)
+    message = wrong(lambda: ex.check_normalisation(loader.images.mean(dim=1), std, loader), mean,
+                    std)
     assert "one number" in message  # a per-image tensor gets a hint, not a RuntimeError
     wrong(lambda: ex.check_normalisation(std, mean, loader), mean, std)
     wrong(lambda: ex.check_normalisation(mean + 0.1, std, loader), mean, std)
@@ -111,7 +113,8 @@ def test_check_parameter_count(capsys, net):
     right(capsys, ex.check_parameter_count(net))
     right(capsys, ex.check_parameter_count(235_146))
     assert "you have 10" in wrong(lambda: ex.check_parameter_count(10), 235_146)
-    assert "biases" in wrong(lambda: ex.check_parameter_count(784 * 256 + 256 * 128 + 128 * 10), 235_146)
+    assert "biases" in wrong(lambda: ex.check_parameter_count(784 * 256 + 256 * 128 + 128 * 10),
+                             235_146)
 
 
 def test_check_validation_metrics(capsys):
@@ -131,7 +134,7 @@ def test_check_second_amount(capsys, net):
     right(capsys, ex.check_second_amount(0.375, net))
     right(capsys, ex.check_second_amount(3 / 8, net))
     for bad in (0.3, 0.5, 0.4):
-        assert "left" in wrong(lambda: ex.check_second_amount(bad, net), 0.375).lower()
+        assert "left" in wrong(lambda bad=bad: ex.check_second_amount(bad, net), 0.375).lower()
     wrong(lambda: ex.check_second_amount(1.5, net), 0.375)
 
 
@@ -277,13 +280,15 @@ def test_check_norm_overlap(capsys, net):
 def test_check_quarter_model(capsys, net):
     x = torch.randn(1, 784)
     params = (784 * 64 + 64) + (64 * 32 + 32) + (32 * 10 + 10)
-    small = nn.Sequential(nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
-    ratio = count_flops(net, x) / count_flops(small, x)
+    small = nn.Sequential(nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32,
+                                                                                                 10))
+    ratio = count_macs(net, x) / count_macs(small, x)
     param_ratio = sum(p.numel() for p in net.parameters()) / params
-    assert abs(ratio - param_ratio) < 0.01, "the two ratios are close: the check must tell them apart"
+    assert abs(ratio - param_ratio) < 0.01, "close ratios: the check must tell them apart"
     missing(capsys, ex.check_quarter_model(None, None, net, x))
     right(capsys, ex.check_quarter_model(params, ratio, net, x))
-    assert "parameter ratio" in wrong(lambda: ex.check_quarter_model(params, param_ratio, net, x), ratio)
+    assert "parameter ratio" in wrong(lambda: ex.check_quarter_model(params, param_ratio, net, x),
+                                      ratio)
     wrong(lambda: ex.check_quarter_model(params, 1 / ratio, net, x), ratio)
     wrong(lambda: ex.check_quarter_model(params + 10, ratio, net, x), params, ratio)
     wrong(lambda: ex.check_quarter_model(params, 4.0, net, x), ratio)
@@ -299,7 +304,7 @@ def test_check_bitmask_bytes(capsys):
     missing(capsys, ex.check_bitmask_bytes(None, weight))
     right(capsys, ex.check_bitmask_bytes(expected, weight))
     for bad in (6400 + 4 * kept, 800 + kept, 800, expected + 1):
-        wrong(lambda: ex.check_bitmask_bytes(bad, weight), expected)
+        wrong(lambda bad=bad: ex.check_bitmask_bytes(bad, weight), expected)
 
 
 def test_check_reloaded(capsys, net, loader):
@@ -322,12 +327,13 @@ def test_check_mask_2_4_outputs(capsys):
 
     def rows(w):
         groups = w.abs().reshape(w.shape[0], -1, 4)
-        return torch.zeros_like(groups).scatter_(-1, groups.topk(2, dim=-1).indices, 1.0).reshape(w.shape)
+        return torch.zeros_like(groups).scatter_(-1, groups.topk(2, dim=-1).indices,
+                                                 1.0).reshape(w.shape)
 
     missing(capsys, ex.check_mask_2_4_outputs(None, weight))
     missing(capsys, ex.check_mask_2_4_outputs(lambda w: None, weight))
     right(capsys, ex.check_mask_2_4_outputs(lambda w: rows(w.t()).t(), weight))
     smallest = lambda w: 1 - rows(w.t()).t()  # noqa: E731  (keeps the 2 smallest of each group)
     for bad in (rows, torch.ones_like, smallest):
-        message = wrong(lambda: ex.check_mask_2_4_outputs(bad, weight))
+        message = wrong(lambda bad=bad: ex.check_mask_2_4_outputs(bad, weight))
         assert ".t()" not in message, "the hint does not give the formula"

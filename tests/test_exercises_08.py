@@ -1,10 +1,14 @@
-"""Notebook 08's exercise checks: right answers pass, wrong ones raise a hint, None is not answered yet."""
+"""Notebook 08's exercise checks: right answers pass, wrong ones hint, None is unanswered."""
 
 import pytest
 import torch
 import torch_pruning as tp
 
-from course_utils.exercises import ExerciseCheckError, check_pruned_resnet_parameters, check_residual_group
+from course_utils.exercises import (
+    ExerciseCheckError,
+    check_pruned_resnet_parameters,
+    check_residual_group,
+)
 from course_utils.measure import count_parameters
 from course_utils.models import SmallResNet
 
@@ -13,7 +17,8 @@ def test_residual_group_right_answers_pass(capsys):
     check_residual_group(["down.0", "block2.conv2", "block3.conv2"])
     check_residual_group({"model.block3.conv2", "down.0", " block2.conv2"})
     out = capsys.readouterr().out
-    assert out.count("Correct!") == 2 and "down.0" not in out and not any(ch.isdigit() for ch in out)
+    assert out.count("Correct!") == 2 and "down.0" not in out
+    assert not any(ch.isdigit() for ch in out)
 
 
 def test_residual_group_matches_torch_pruning():
@@ -22,7 +27,8 @@ def test_residual_group_matches_torch_pruning():
     group = dg.get_pruning_group(model.down[0], tp.prune_conv_out_channels, idxs=[0])
     names = {module: name for name, module in model.named_modules()}
     convs = [names[dep.target.module] for dep, _ in group
-             if isinstance(dep.target.module, torch.nn.Conv2d) and dep.handler == tp.prune_conv_out_channels]
+             if isinstance(dep.target.module,
+                           torch.nn.Conv2d) and dep.handler == tp.prune_conv_out_channels]
     check_residual_group(convs)
 
 
@@ -41,7 +47,8 @@ def test_residual_group_wrong_answers_raise_a_hint(answer, hint):
 
 def test_pruned_parameters_right_and_wrong(capsys):
     model = SmallResNet().eval()
-    pruner = tp.pruner.BasePruner(model, torch.randn(1, 1, 28, 28), importance=tp.importance.MagnitudeImportance(p=2),
+    pruner = tp.pruner.BasePruner(model, torch.randn(1, 1, 28, 28),
+                                  importance=tp.importance.MagnitudeImportance(p=2),
                                   pruning_ratio=0.25, ignored_layers=[model.fc])
     pruner.step()
     assert check_pruned_resnet_parameters(count_parameters(model))

@@ -1,12 +1,20 @@
-"""Measurement helpers: counts, sizes, FLOPs and side-by-side timing."""
+"""Measurement helpers: counts, sparsity, sizes, MACs (FlopCounterMode) and side-by-side timing."""
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.utils.prune as prune
+from torch.utils import benchmark
 
 from course_utils import Net, SmallCNN
-from course_utils.measure import (compare_speed, compare_throughput, count_flops,
-                                  count_parameters, file_size, speed_table)
+from course_utils.measure import (
+    compare_speed,
+    compare_throughput,
+    count_macs,
+    count_parameters,
+    cpu_copy,
+    cpu_throughput,
+    file_size,
+)
 
 
 def test_count_parameters_sees_masks():
@@ -22,24 +30,88 @@ def test_file_size_of_dense_net():
     assert 235_146 * 4 < size < 235_146 * 4 + 10_000
 
 
-def test_flops_linear_and_conv():
-    assert count_flops(Net(), torch.zeros(2, 784)) == 2 * (784 * 256 + 256 * 128 + 128 * 10)
+def hand_counted_macs(model, x):
+    """The multiply-accumulates of every Linear and Conv2d, counted with forward hooks."""
+    total = 0
+
+    def hook(module, inputs, output):
+        nonlocal total
+        if isinstance(module, nn.Linear):
+            total += output.numel() * module.in_features
+        else:
+            kernel = module.kernel_size[0] * module.kernel_size[1]
+            total += output.numel() * kernel * module.in_channels // module.groups
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (nn.Linear, nn.Conv2d))]
+    with torch.no_grad():
+        model.eval()(x)
+    for handle in handles:
+        handle.remove()
+    return total
+
+
+def test_macs_linear_and_conv_match_a_hand_count():
+    assert count_macs(Net(), torch.zeros(2, 784)) == 2 * (784 * 256 + 256 * 128 + 128 * 10)
     conv = nn.Conv2d(3, 8, 3, padding=1)
-    assert count_flops(conv, torch.zeros(1, 3, 5, 5)) == 8 * 25 * 3 * 9
-    assert count_flops(SmallCNN(), torch.zeros(1, 1, 28, 28)) > 0
+    assert count_macs(conv, torch.zeros(1, 3, 5, 5)) == 8 * 25 * 3 * 9
+    x = torch.zeros(1, 1, 28, 28)
+    assert count_macs(SmallCNN(), x) == hand_counted_macs(SmallCNN(), x) > 0
+    grouped = nn.Conv2d(4, 8, 3, groups=2)
+    assert count_macs(grouped, torch.zeros(1, 4, 6, 6)) == hand_counted_macs(grouped, torch.zeros(1,
+                                                                                                  4,
+                                                                                                  6,
+                                                                                                  6))
 
 
-def test_compare_speed_ratios():
+def test_masks_skip_no_arithmetic():
+    model = Net()
+    prune.l1_unstructured(model.fc1, "weight", amount=0.9)
+    assert count_macs(model, torch.zeros(1, 784)) == count_macs(Net(), torch.zeros(1, 784))
+
+
+def test_compare_speed_ratios_and_measurements():
     results = compare_speed({"slow": lambda: sum(range(20000)), "fast": lambda: None},
-                            warmup=1, repeats=5)
+                            warmup=1, repeats=5, label="toy")
     assert results["slow"]["speedup"] == 1.0
     assert results["fast"]["speedup"] > 1.0
-    assert "fast" in speed_table(results)
+    measurement = results["fast"]["measurement"]
+    assert isinstance(measurement, benchmark.Measurement) and len(measurement.times) == 5
+    assert measurement.median == results["fast"]["median_s"]
+    table = str(benchmark.Compare([row["measurement"] for row in results.values()]))
+    assert "fast" in table and "slow" in table
     with pytest.raises(ValueError, match="at least one"):
         compare_speed({})
+    with pytest.raises(ValueError, match="repeats"):
+        compare_speed({"a": lambda: None}, repeats=0)
+
+
+def test_compare_speed_restores_the_thread_count():
+    threads = torch.get_num_threads()
+    compare_speed({"a": lambda: None}, warmup=0, repeats=2, threads=1)
+    assert torch.get_num_threads() == threads
 
 
 def test_compare_throughput_counts_items():
     x = torch.zeros(64, 784)
     results = compare_throughput({"a": Net(), "b": Net()}, x, warmup=1, repeats=3)
     assert results["a"]["items_per_s"] == pytest.approx(64 / results["a"]["median_s"])
+
+
+def test_cpu_throughput_times_one_batch_on_the_cpu():
+    images = torch.zeros(300, 784)
+    results = cpu_throughput({"a": Net(), "b": Net()}, images, batch_size=256, threads=1,
+                             warmup=1, repeats=3)
+    assert results["b"]["items_per_s"] == pytest.approx(256 / results["b"]["median_s"])
+
+
+def test_cpu_copy_of_a_masked_model_is_independent():
+    model = Net()
+    prune.ln_structured(model.fc1, "weight", amount=0.5, n=2, dim=0)
+    x = torch.randn(4, 784)
+    copy = cpu_copy(model, x[:1])
+    with torch.no_grad():
+        assert torch.equal(copy(x), model(x))
+        copy.fc1.weight_orig.zero_()
+    assert model.fc1.weight_orig.abs().sum() > 0, "the original is untouched"
+    assert not copy.training

@@ -11,13 +11,13 @@ import nbformat
 import pytest
 
 from course_utils import exercises
-from course_utils.env import colab_badge, colab_install_line
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 SIZE_BUDGET = 1_500_000  # bytes per notebook, outputs included
 sys.path.insert(0, str(ROOT / "tools"))
+from notebook_cells import colab_badge, colab_install_line  # noqa: E402
 
 
 def read(path):
@@ -49,8 +49,9 @@ def test_anatomy(path):
     cells = nb.cells
     title, objectives, setup = cells[0], cells[1], cells[2]
     assert title.cell_type == "markdown" and title.source.startswith(f"# {path.name[:2]} · ")
-    assert colab_badge(path.name) in title.source, "badge must come from course_utils.REPO_URL"
-    assert "## Objectives" in objectives.source and re.search(r"Teaching \d+ min", objectives.source)
+    assert colab_badge(path.name) in title.source, "the badge comes from tools/notebook_cells.py"
+    assert "## Objectives" in objectives.source and re.search(r"Teaching \d+ min",
+                                                              objectives.source)
     assert setup.cell_type == "code"
     assert 'if "google.colab" in sys.modules:' in setup.source
     assert colab_install_line() in setup.source
@@ -62,7 +63,8 @@ def test_anatomy(path):
     solutions = [c for c in code_cells(nb) if is_solution(c)]
     assert len(solutions) >= 2, "each exercise needs a worked solution cell tagged 'solution'"
     for cell in solutions:
-        assert cell.metadata.get("jupyter", {}).get("source_hidden"), "solutions start collapsed (JupyterLab)"
+        assert cell.metadata.get("jupyter",
+                                 {}).get("source_hidden"), "solutions start collapsed (JupyterLab)"
         assert cell.metadata.get("cellView") == "form" and cell.source.startswith("#@title"), \
             "solutions start collapsed on Colab too: a form cell with a #@title line"
     assert "check" in "".join(c.source for c in code_cells(nb)), "exercises need checks"
@@ -189,15 +191,17 @@ def test_exercises_check_the_learner_and_give_nothing_away(path):
     for cell in code:
         if is_solution(cell):
             continue
-        uses_checks = "course_utils.exercises" in cell.source or re.search(r"\bcheck\w*\(", cell.source)
+        uses_checks = "course_utils.exercises" in cell.source or re.search(r"\bcheck\w*\(",
+                                                                           cell.source)
         assert not uses_checks or _check_call(cell.source), \
             f"a check cell is one call to a course_utils.exercises function:\n{cell.source}"
     for i, cell in enumerate(code):
         if not is_solution(cell):
             continue
         before = [c for c in code[:i] if not is_solution(c)]
-        assert before and _check_call(before[-1].source), \
-            f"a solution comes after its check (Run All must not overwrite the answer):\n{cell.source}"
+        assert before and _check_call(before[-1].source), (
+            "a solution comes after its check (Run All must not overwrite the answer):\n"
+            f"{cell.source}")
         assert _last_call(cell.source) == _check_call(before[-1].source), \
             "a solution ends with the same check, so the test suite proves it right"
     for cell in checks + [c for c in code if is_solution(c)]:

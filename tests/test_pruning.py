@@ -4,8 +4,14 @@ import torch
 import torch.nn.utils.prune as prune
 
 from course_utils import Net
-from course_utils.pruning import (amount_for_target, cubic_sparsity, prunable_weights,
-                                  sparsity, sparsity_report)
+from course_utils.measure import sparsity, sparsity_report
+from course_utils.pruning import (
+    amount_for_target,
+    cubic_sparsity,
+    make_permanent,
+    prunable_weights,
+    pruned_copy,
+)
 
 
 def test_prunable_weights_lists_every_linear_layer():
@@ -78,3 +84,46 @@ def test_cubic_sparsity_follows_zhu_and_gupta():
 def test_cubic_sparsity_rejects_bad_input(kwargs, message):
     with pytest.raises(ValueError, match=message):
         cubic_sparsity(**kwargs)
+
+
+def test_pruned_copy_leaves_the_model_dense():
+    model = Net()
+    pruned = pruned_copy(model, 0.5)
+    assert not prune.is_pruned(model)
+    rows = sparsity_report(pruned, quiet=True)
+    assert all(zeros == round(0.5 * total) for zeros, total in rows.values())
+
+
+def test_pruned_copy_one_layer_and_globally():
+    torch.manual_seed(0)
+    model = Net()
+    only_fc2 = pruned_copy(model, 0.9, layers=["fc2"])
+    assert prune.is_pruned(only_fc2.fc2) and not prune.is_pruned(only_fc2.fc1)
+    globally = pruned_copy(model, 0.9, globally=True)
+    rows = sparsity_report(globally, quiet=True)
+    assert rows["total"][0] == round(0.9 * rows["total"][1])
+    share = {name: zeros / total for name, (zeros, total) in rows.items()}
+    assert share["fc1"] != share["fc3"], "one threshold, unequal layers"
+
+
+def test_pruned_copy_random_follows_the_seed():
+    model = Net()
+    torch.manual_seed(1)
+    a = pruned_copy(model, 0.5, "random")
+    torch.manual_seed(1)
+    b = pruned_copy(model, 0.5, "random")
+    assert torch.equal(a.fc1.weight_mask, b.fc1.weight_mask)
+
+
+def test_pruned_copy_rejects_unknown_methods_and_layers():
+    with pytest.raises(ValueError, match="'l1' or 'random'"):
+        pruned_copy(Net(), 0.5, "l2")
+    with pytest.raises(AttributeError, match="fc4"):
+        pruned_copy(Net(), 0.5, layers=["fc4"])
+
+
+def test_make_permanent_keeps_the_zeros_and_drops_the_masks():
+    pruned = make_permanent(pruned_copy(Net(), 0.8))
+    assert not prune.is_pruned(pruned)
+    assert not any(name.endswith(("_orig", "_mask")) for name in pruned.state_dict())
+    assert sparsity(pruned.fc1.weight) == pytest.approx(0.8, abs=1e-4)

@@ -8,8 +8,16 @@ import torch.nn.utils.prune as prune
 
 from course_utils import Net, SmallCNN
 from course_utils.measure import file_size
-from course_utils.storage import (decode_tensor, encode_tensor, from_bytes, load_sparse, pack_bits,
-                                  save_sparse, to_bytes, unpack_bits)
+from course_utils.storage import (
+    decode_tensor,
+    encode_tensor,
+    from_bytes,
+    load_sparse,
+    pack_bits,
+    save_sparse,
+    to_bytes,
+    unpack_bits,
+)
 
 
 def sparse_net(amount=0.95, seed=0):
@@ -38,7 +46,8 @@ def test_pack_bits_round_trip(numel):
 
 
 def test_pack_bits_order():
-    assert pack_bits(torch.tensor([True, False, False, False, False, False, False, True])).item() == 129
+    assert pack_bits(torch.tensor([True, False, False, False, False, False, False,
+                                   True])).item() == 129
 
 
 @pytest.mark.parametrize("layout", ["bitmask", "csr"])

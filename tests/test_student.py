@@ -35,7 +35,7 @@ def test_student_edition(tmp_path):
         assert "Student edition" in student.cells[0].source
         text = "\n".join(c.source for c in student.cells[1:]).lower()
         for words in ("hidden solution", "hidden worked", "collapsed", "worked solution"):
-            assert words not in text, f"the student edition mentions solutions it does not have: {words}"
+            assert words not in text, f"the student edition mentions missing solutions: {words}"
         for cell in student.cells:
             if cell.cell_type == "code":
                 assert cell.outputs == [] and cell.execution_count is None
@@ -56,7 +56,7 @@ STUDENT_NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]
 
 @pytest.mark.parametrize("name", STUDENT_NOTEBOOKS)
 def test_student_edition_runs_top_to_bottom(tmp_path, name):
-    """EXECUTES the student notebook (no --allow-errors): an unanswered exercise must not stop it."""
+    """EXECUTES the student notebook (no --allow-errors): an unanswered exercise must not stop."""
     if name not in FAST and not RUN_ALL:
         pytest.skip("slow: set COURSE_STUDENT_RUN_ALL=1 to execute this student notebook too")
     from nbclient import NotebookClient
@@ -66,7 +66,8 @@ def test_student_edition_runs_top_to_bottom(tmp_path, name):
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
-    checks = [c for c in nb.cells if c.cell_type == "code" and "course_utils.exercises import" in c.source]
+    checks = [c for c in nb.cells
+              if c.cell_type == "code" and "course_utils.exercises import" in c.source]
     assert checks, "no check cells found"
     for cell in checks:
         text = "".join(o.get("text", "") for o in cell.outputs)

@@ -14,7 +14,13 @@ import torch.nn.utils.prune as prune
 
 from course_utils import Net, SmallCNN
 from course_utils.models import SmallResNet
-from course_utils.surgery import SurgeryError, keep_inputs, keep_outputs, kept_indices, remove_pruned_units
+from course_utils.surgery import (
+    SurgeryError,
+    keep_inputs,
+    keep_outputs,
+    kept_indices,
+    remove_pruned_units,
+)
 
 
 def assert_same_outputs(a, b, x):
@@ -115,7 +121,8 @@ def test_keep_outputs_and_inputs_of_linear_layers():
     keep = torch.tensor([4, 1, 2])
     new_fc, new_next = keep_outputs(fc, keep), keep_inputs(nxt, keep)
     assert (new_fc.in_features, new_fc.out_features, new_next.in_features) == (5, 3, 3)
-    torch.testing.assert_close(new_fc.weight, fc.weight[[1, 2, 4]].detach())  # sorted, like the mask
+    # sorted, like the mask
+    torch.testing.assert_close(new_fc.weight, fc.weight[[1, 2, 4]].detach())
     torch.testing.assert_close(new_next.weight, nxt.weight[:, [1, 2, 4]].detach())
     torch.testing.assert_close(new_next.bias, nxt.bias.detach())
 
@@ -129,7 +136,8 @@ def test_keep_outputs_and_inputs_of_a_conv_block_with_zeroed_channels_are_exact(
         for p in (conv.weight, conv.bias, bn.weight, bn.bias):
             p[[0, 3]] = 0
     keep = kept_indices(conv.weight)
-    small = nn.Sequential(keep_outputs(conv, keep), keep_outputs(bn, keep), nn.ReLU(), keep_inputs(nxt, keep))
+    small = nn.Sequential(keep_outputs(conv, keep), keep_outputs(bn, keep), nn.ReLU(),
+                          keep_inputs(nxt, keep))
     assert [small[0].out_channels, small[1].num_features, small[3].in_channels] == [4, 4, 4]
     torch.testing.assert_close(small[1].running_var, bn.running_var[keep])
     assert_same_outputs(block, small, x)
@@ -178,7 +186,8 @@ def test_deep_mlps_are_equivalent(widths, bias):
     assert any(hasattr(m, "weight_orig") for m in model.modules()), "the original is untouched"
 
 
-@pytest.mark.parametrize("act", [nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.Softplus, nn.Identity])
+@pytest.mark.parametrize("act", [nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.Softplus,
+                                 nn.Identity])
 def test_any_activation_is_folded_exactly(act):
     """The old helper assumed ReLU and silently returned a wrong model for tanh."""
     torch.manual_seed(1)
@@ -346,13 +355,16 @@ def prune_first(model, amount=0.5):
 
 
 @pytest.mark.parametrize("model, x, match", [
-    (Residual(), torch.randn(2, 3, 8, 8), "not a plain chain.*depends on the output of stem.*skip connection"),
+    (Residual(), torch.randn(2, 3, 8, 8),
+     "not a plain chain.*depends on the output of stem.*skip connection"),
     (SmallResNet(), torch.randn(2, 1, 28, 28), "not a plain chain.*skip connection"),
     (Shared(), torch.randn(3, 5), "fc2 runs 2 times.*shared layer"),
     (Reordered(), torch.randn(3, 4), "defines out before fc.*forward runs fc first"),
     (InputSkip(), torch.randn(3, 4), "input of fc2 depends on the model input"),
-    (nn.Sequential(nn.Linear(4, 6), nn.LayerNorm(6), nn.Linear(6, 2)), torch.randn(3, 4), "LayerNorm"),
-    (nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.Linear(6, 2)), torch.randn(3, 4), "BatchNorm1d"),
+    (nn.Sequential(nn.Linear(4, 6), nn.LayerNorm(6), nn.Linear(6, 2)), torch.randn(3, 4),
+     "LayerNorm"),
+    (nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.Linear(6, 2)), torch.randn(3, 4),
+     "BatchNorm1d"),
     (nn.Sequential(nn.Conv2d(4, 8, 1), nn.Conv2d(8, 8, 3, groups=8), nn.Conv2d(8, 2, 1)),
      torch.randn(2, 4, 5, 5), "grouped or depthwise"),
     (nn.Sequential(nn.Linear(4, 2)), torch.randn(3, 4), "fewer than two"),
@@ -382,11 +394,16 @@ def test_unsilenced_channels_before_a_zero_padded_conv_are_refused_with_the_fix(
 def test_a_wrong_pairing_is_caught_by_the_self_check_and_names_the_layer():
     torch.manual_seed(9)
     model = Shuffle()  # removed neurons 1 and 2 land on inputs 2 and 4 of fc2: not the ones we drop
-    prune.custom_from_mask(model.fc1, "weight", torch.tensor([1, 0, 0, 1, 1, 1.0])[:, None].expand(6, 4))
-    with pytest.raises(SurgeryError, match="pruned units of fc1 do not output a constant.*moves or mixes"):
+    prune.custom_from_mask(model.fc1, "weight", torch.tensor([1, 0, 0, 1, 1, 1.0])[:,
+                                                                                   None].expand(6,
+                                                                                                4))
+    with pytest.raises(SurgeryError,
+                       match="pruned units of fc1 do not output a constant.*moves or mixes"):
         remove_pruned_units(model, torch.randn(5, 4))
     model = Shuffle()  # removed neurons 0 and 5 stay in place: only the kept ones are mixed up
-    prune.custom_from_mask(model.fc1, "weight", torch.tensor([0, 1, 1, 1, 1, 0.0])[:, None].expand(6, 4))
+    prune.custom_from_mask(model.fc1, "weight", torch.tensor([0, 1, 1, 1, 1, 0.0])[:,
+                                                                                   None].expand(6,
+                                                                                                4))
     with pytest.raises(SurgeryError, match="from fc2 on.*not returned"):
         remove_pruned_units(model, torch.randn(5, 4))
 
@@ -395,14 +412,17 @@ def test_channel_last_flatten_is_caught_by_the_self_check():
     class ChannelsLast(nn.Module):
         def __init__(self):
             super().__init__()
-            self.conv, self.bn, self.fc = nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Linear(4 * 16, 3)
+            self.conv, self.bn, self.fc = nn.Conv2d(1, 4, 3,
+                                                    padding=1), nn.BatchNorm2d(4), nn.Linear(4 * 16,
+                                                                                             3)
 
         def forward(self, x):
             return self.fc(torch.relu(self.bn(self.conv(x))).permute(0, 2, 3, 1).flatten(1))
 
     torch.manual_seed(10)
     model = mask_channels(ChannelsLast(), amount=0.5)
-    with pytest.raises(SurgeryError, match="pruned units of conv do not output a constant.*moves or mixes"):
+    with pytest.raises(SurgeryError,
+                       match="pruned units of conv do not output a constant.*moves or mixes"):
         remove_pruned_units(model, torch.randn(3, 1, 4, 4))
 
 

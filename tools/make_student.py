@@ -15,8 +15,8 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTE = ("> **Student edition.** This edition has no outputs and no worked solutions: run the cells "
-        "yourself. Each exercise's check cell says \"Not answered yet\" while your answer is `None`, "
-        "and tells you whether you are right once you have answered.")
+        "yourself. Each exercise's check cell says \"Not answered yet\" while your answer is "
+        "`None`, and tells you whether you are right once you have answered.")
 
 
 def is_solution(cell):

@@ -3,7 +3,7 @@
     .venv/bin/python tools/sweep.py                       # seeds 0-4 x threads 1, 2: ten runs
     .venv/bin/python tools/sweep.py --seeds 7 --threads 3 --out /tmp/c.md --json /tmp/c.json
     .venv/bin/python tools/sweep.py --notebooks 06 --merge   # rerun 06, keep the other notebooks
-    .venv/bin/python tools/sweep.py --rewrite                # only rewrite the table from the last JSON
+    .venv/bin/python tools/sweep.py --rewrite     # only rewrite the table from the last JSON
 
 Each run executes every notebook top to bottom in a fresh copy (its own empty ``COURSE_HOME``:
 no ``checkpoints/``, no ``data/``) with ``COURSE_SEED`` and ``COURSE_THREADS`` set, and
@@ -16,10 +16,8 @@ notebook failed in any run. ``--explore`` (choosing bounds) records every claim 
 and writes nothing but the JSON.
 """
 import argparse
-import datetime
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -67,7 +65,8 @@ def run_all(notebooks, seeds, threads_list, save=None):
         for threads in threads_list:
             with tempfile.TemporaryDirectory(prefix=f"sweep-s{seed}-t{threads}-") as tmp:
                 workdir = Path(tmp)
-                shutil.copytree(ROOT / "notebooks", workdir / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+                shutil.copytree(ROOT / "notebooks", workdir / "notebooks",
+                                ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
                 run = {"seed": seed, "threads": threads, "notebooks": {}}
                 for path in notebooks:
                     passed, seconds, claims, error = run_notebook(
@@ -75,7 +74,8 @@ def run_all(notebooks, seeds, threads_list, save=None):
                     run["notebooks"][path.stem] = {"passed": passed, "seconds": seconds,
                                                    "claims": claims, "error": error}
                     print(f"seed {seed} threads {threads} {path.stem}: "
-                          f"{'pass' if passed else 'FAIL ' + str(error)} ({seconds:.0f} s)", flush=True)
+                          f"{'pass' if passed else 'FAIL ' + str(error)} ({seconds:.0f} s)",
+                          flush=True)
                 runs.append(run)
                 if save:
                     save(runs)
@@ -108,7 +108,8 @@ def claims_table(runs, kind):
             for row in result["claims"]:
                 if row["kind"] != kind:
                     continue
-                entry = table.setdefault((notebook, row["name"]), {"bound": _bound(row), "values": [], "passed": 0})
+                entry = table.setdefault((notebook, row["name"]), {"bound": _bound(row),
+                                                                   "values": [], "passed": 0})
                 entry["values"].append(row["value"])
                 entry["passed"] += row["passed"]
     return table
@@ -139,9 +140,9 @@ def markdown(runs, machine):
         f"Written by `make sweep` (`tools/sweep.py`) on {machine['date']}: {machine['cpu']}, "
         f"{machine['cores']} cores, Python {machine['python']}, torch {machine['torch']}. "
         f"{n} runs (seeds {sorted({r['seed'] for r in runs})} x torch threads "
-        f"{sorted({r['threads'] for r in runs})}), each executing every notebook top to bottom in a "
-        f"fresh copy with no `checkpoints/`. **Run time: {seconds / 60:.0f} min** on this machine, "
-        "the notebooks' time added up (not part of `make test`).",
+        f"{sorted({r['threads'] for r in runs})}), each executing every notebook top to bottom in "
+        f"a fresh copy with no `checkpoints/`. **Run time: {seconds / 60:.0f} min** on this "
+        "machine, the notebooks' time added up (not part of `make test`).",
         "",
         "## Runs",
         "",
@@ -149,16 +150,21 @@ def markdown(runs, machine):
         "|---|---|" + "---|" * len(notebooks),
     ]
     for run in runs:
-        cells = [("pass" if r["passed"] else "**FAIL**") + f" ({r['seconds']:.0f} s)" for r in run["notebooks"].values()]
+        cells = [("pass" if r["passed"] else "**FAIL**") + f" ({r['seconds']:.0f} s)"
+                 for r in run["notebooks"].values()]
         lines.append(f"| {run['seed']} | {run['threads']} | " + " | ".join(cells) + " |")
     failures = [(run["seed"], run["threads"], nb, r["error"]) for run in runs
                 for nb, r in run["notebooks"].items() if not r["passed"]]
-    lines += ["", f"**{n * len(notebooks) - len(failures)} of {n * len(notebooks)} notebook runs passed.**"]
+    lines += ["",
+              f"**{n * len(notebooks) - len(failures)} of {n * len(notebooks)} notebook runs "
+              "passed.**"]
     for seed, threads, nb, error in failures:
         lines.append(f"- seed {seed}, threads {threads}, {nb}: `{error}`")
     for kind, title, note in (
-            ("claim", "Asserted claims", "Each is a `claim(...)` in the notebook: the run stops if it fails."),
-            ("speed", "Speed notes (not asserted)", "A `speed_note(...)`: outside the usual range the "
+            ("claim", "Asserted claims",
+             "Each is a `claim(...)` in the notebook: the run stops if it fails."),
+            ("speed", "Speed notes (not asserted)",
+             "A `speed_note(...)`: outside the usual range the "
              "notebook prints a note; it never fails. Targets are `make bench`'s.")):
         table = claims_table(runs, kind)
         lines += ["", f"## {title}", "", note, "",
@@ -168,7 +174,8 @@ def markdown(runs, machine):
             values = entry["values"]
             cell = name.replace("|", "\\|")  # a pipe would end the table cell
             lines.append(f"| {notebook[:2]} | {cell} | {entry['bound']} | {min(values):.4g} | "
-                         f"{statistics.median(values):.4g} | {max(values):.4g} | {entry['passed']}/{len(values)} |")
+                         f"{statistics.median(values):.4g} | {max(values):.4g} | "
+                         f"{entry['passed']}/{len(values)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -176,14 +183,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--notebooks", nargs="+", default=None, help="numbers, e.g. 04 05 (default: all)")
+    parser.add_argument("--notebooks", nargs="+", default=None,
+                        help="numbers, e.g. 04 05 (default: all)")
     parser.add_argument("--out", default=str(CLAIMS))
     parser.add_argument("--json", default=str(ROOT / "bench_results" / "sweep.json"))
     parser.add_argument("--explore", action="store_true", help="record claims without stopping")
     parser.add_argument("--merge", action="store_true",
                         help="replace only these notebooks' results in the last sweep (--json)")
     parser.add_argument("--rewrite", action="store_true",
-                        help="run nothing: rewrite the table and summary from the last sweep (--json)")
+                        help="run nothing: rewrite the table and summary from the last sweep "
+                             "(--json)")
     args = parser.parse_args(argv)
     global EXPLORE
     EXPLORE = args.explore
@@ -197,7 +206,8 @@ def main(argv=None):
     def save(runs):
         Path(args.json).write_text(json.dumps({"runs": merge(previous, runs)}, indent=1))
 
-    runs = merge(previous, [] if args.rewrite else run_all(notebooks, args.seeds, args.threads, save))
+    runs = merge(previous, [] if args.rewrite else run_all(notebooks, args.seeds, args.threads,
+                                                           save))
     if not EXPLORE:
         Path(args.out).write_text(markdown(runs, machine_info()))
         if Path(args.out).resolve() == CLAIMS:  # the summary goes with the committed table

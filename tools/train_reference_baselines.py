@@ -2,10 +2,11 @@
 
     .venv/bin/python tools/train_reference_baselines.py     # about a minute on 2 cores
 
-Trains ``Net``, ``SmallCNN`` and ``SmallResNet`` with ``train_baseline`` (seed 0, the fixed validation split),
-writes them to ``course_utils/baselines/`` and their SHA-256 to ``baselines/SHA256SUMS``,
-which ``load_baseline`` verifies. Every notebook starts from these files, so rerunning this
-changes the stored outputs of every notebook: re-execute them and rerun ``make sweep`` after.
+Trains ``Net``, ``SmallCNN`` and ``SmallResNet`` with ``train_baseline`` (seed 0, the fixed
+validation split), writes them to ``course_utils/baselines/`` and their SHA-256 to
+``baselines/SHA256SUMS``, which ``load_baseline`` verifies. Every notebook starts from these
+files, so rerunning this changes the stored outputs of every notebook: re-execute them and rerun
+``make sweep`` after.
 """
 import hashlib
 import sys
@@ -15,8 +16,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from course_utils import Net, SmallCNN, accuracy, get_loaders, save_checkpoint  # noqa: E402
+from course_utils.checkpoints import REFERENCE_DIR, reference_sha256  # noqa: E402
 from course_utils.models import SmallResNet  # noqa: E402
-from course_utils.training import REFERENCE_DIR, reference_sha256, train_baseline  # noqa: E402
+from course_utils.training import train_baseline  # noqa: E402
 
 
 def main(classes=(Net, SmallCNN, SmallResNet)):
@@ -31,7 +33,8 @@ def main(classes=(Net, SmallCNN, SmallResNet)):
         sums[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
         print(f"{path.name}: test {accuracy(model, test_loader):.2f}% · "
               f"validation {accuracy(model, val_loader):.2f}% · {path.stat().st_size:,} bytes")
-    (REFERENCE_DIR / "SHA256SUMS").write_text("".join(f"{digest}  {name}\n" for name, digest in sorted(sums.items())))
+    lines = [f"{digest}  {name}\n" for name, digest in sorted(sums.items())]
+    (REFERENCE_DIR / "SHA256SUMS").write_text("".join(lines))
 
 
 if __name__ == "__main__":

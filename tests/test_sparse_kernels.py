@@ -5,7 +5,13 @@ import torch.nn as nn
 import torch.nn.utils.prune as prune
 
 from course_utils import Net
-from course_utils.latency import CSRLinear, semi_structured_status, to_csr_model, to_semi_structured
+from course_utils.sparse_kernels import (
+    CSRLinear,
+    mask_2_4,
+    semi_structured_status,
+    to_csr_model,
+    to_semi_structured,
+)
 
 
 def pruned_net(amount=0.9):
@@ -70,3 +76,10 @@ def test_to_semi_structured_reports_each_layer():
     assert fast.fc1.weight.dtype == torch.float16
     if not semi_structured_status("cuda")[0]:  # on the CPU the kernel refuses: reported, not raised
         assert report["fc2"].startswith("dense:") and "not 2:4" not in report["fc2"]
+
+
+def test_mask_2_4_keeps_the_two_largest_of_every_four():
+    weight = torch.tensor([[0.1, -0.9, 0.5, 0.0, 3.0, 2.0, -1.0, 0.2]])
+    assert mask_2_4(weight).tolist() == [[0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0]]
+    mask = mask_2_4(torch.randn(16, 32))
+    assert (mask.reshape(16, -1, 4).sum(-1) == 2).all()

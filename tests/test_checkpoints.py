@@ -9,9 +9,11 @@ import pytest
 import torch
 import torch.nn as nn
 
+import course_utils.checkpoints as checkpoints
 import course_utils.training as training
 from course_utils import Net, SmallCNN, load_checkpoint, save_checkpoint
-from course_utils.training import baseline_epochs, load_baseline, train_baseline
+from course_utils.checkpoints import load_baseline
+from course_utils.training import baseline_epochs, train_baseline
 
 
 def state_of(model):
@@ -43,10 +45,12 @@ def test_load_checkpoint_wrong_architecture(tmp_path):
 
 def test_load_checkpoint_wrong_shape(tmp_path):
     save_checkpoint(SmallCNN((4, 8, 12)).state_dict(), tmp_path / "cnn.pt")
-    with pytest.raises(ValueError, match=r"does not fit SmallCNN: features.0.weight: file \(4, 1, 3, 3\) "
+    with pytest.raises(ValueError,
+                       match=r"does not fit SmallCNN: features.0.weight: file \(4, 1, 3, 3\) "
                                          r"vs model \(16, 1, 3, 3\)"):
         load_checkpoint(SmallCNN(), tmp_path / "cnn.pt")
-    assert load_checkpoint(SmallCNN((4, 8, 12)), tmp_path / "cnn.pt").classifier.in_features == 12 * 7 * 7
+    assert load_checkpoint(SmallCNN((4, 8, 12)),
+                           tmp_path / "cnn.pt").classifier.in_features == 12 * 7 * 7
 
 
 def test_load_checkpoint_damaged_or_missing_file(tmp_path):
@@ -72,7 +76,7 @@ def test_save_checkpoint_is_atomic_when_torch_save_fails(tmp_path, monkeypatch):
             handle.write(b"half a file")
         raise OSError("disk full")
 
-    monkeypatch.setattr(training.torch, "save", broken_save)
+    monkeypatch.setattr(checkpoints.torch, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint({"x": torch.zeros(2)}, path)
     assert os.listdir(tmp_path) == ["model.pt"], "the temporary file is removed"
@@ -151,32 +155,34 @@ def test_load_baseline_retrain_forces_a_rebuild(tmp_path, fake_training):
 
 def test_reference_baselines_are_shipped_and_verified():
     import hashlib
-    sums = training.reference_sha256()
+    sums = checkpoints.reference_sha256()
     assert set(sums) == {"net_baseline.pt", "smallcnn_baseline.pt", "smallresnet_baseline.pt"}
     for name, digest in sums.items():
-        path = training.REFERENCE_DIR / name
-        assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, f"{name} does not match SHA256SUMS"
+        path = checkpoints.REFERENCE_DIR / name
+        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+        assert actual == digest, f"{name} does not match SHA256SUMS"
         assert path.stat().st_size < 1_000_000
-    assert training.reference_path(nn.Linear) is None, "no reference for other classes"
+    assert checkpoints.reference_path(nn.Linear) is None, "no reference for other classes"
 
 
 def test_load_baseline_loads_the_reference_by_default(fake_training):
     model = load_baseline(Net)
     assert fake_training == [], "the reference is loaded, never trained"
-    reference = load_checkpoint(Net(), training.REFERENCE_DIR / "net_baseline.pt")
+    reference = load_checkpoint(Net(), checkpoints.REFERENCE_DIR / "net_baseline.pt")
     assert not model.training and torch.equal(model.fc1.weight, reference.fc1.weight)
     assert isinstance(load_baseline(SmallCNN), SmallCNN) and fake_training == []
 
 
-def test_a_damaged_reference_says_how_to_fix_it_and_falls_back_to_training(tmp_path, monkeypatch, fake_training):
+def test_a_damaged_reference_says_how_to_fix_it_and_falls_back_to_training(tmp_path, monkeypatch,
+                                                                           fake_training):
     folder = tmp_path / "baselines"
     folder.mkdir()
-    (folder / "SHA256SUMS").write_text((training.REFERENCE_DIR / "SHA256SUMS").read_text())
+    (folder / "SHA256SUMS").write_text((checkpoints.REFERENCE_DIR / "SHA256SUMS").read_text())
     (folder / "net_baseline.pt").write_bytes(b"\x00damaged")
-    monkeypatch.setattr(training, "REFERENCE_DIR", folder)
-    monkeypatch.setattr(training, "checkpoint_dir", lambda: tmp_path / "checkpoints")
+    monkeypatch.setattr(checkpoints, "REFERENCE_DIR", folder)
+    monkeypatch.setattr(checkpoints, "checkpoint_dir", lambda: tmp_path / "checkpoints")
     with pytest.raises(ValueError, match="missing or damaged.*Reinstall the course"):
-        training.load_reference(Net)
+        checkpoints.load_reference(Net)
     with pytest.warns(UserWarning, match="Training a baseline instead"):
         model = load_baseline(Net, loaders=NO_DATA)
     assert fake_training == [("Net", 15)] and torch.all(model.fc1.weight == 0.5)
