@@ -24,9 +24,10 @@ OLDEST       := .venv-oldest
 OLDEST_PY    := $(OLDEST)/bin/python
 OLDEST_STAMP := $(OLDEST)/.oldest-installed
 
-$(OLDEST_STAMP): requirements-oldest.txt
+$(OLDEST_STAMP): requirements-oldest.txt pyproject.toml
 	test -x $(OLDEST_PY) || $(PYTHON) -m venv $(OLDEST)
 	$(OLDEST_PY) -m pip install -q -r requirements-oldest.txt
+	$(OLDEST_PY) -m pip download -q --no-deps -d $(OLDEST)/wheels "setuptools>=64"  # build backend
 	touch $@
 
 test-oldest: $(OLDEST_STAMP)  ## unit tests and notebooks with the oldest supported versions

@@ -429,7 +429,7 @@ def check_quarter_model(n_params_75: Any, flop_ratio_75: Any, baseline: Any,
              baseline.fc2.out_features // 4, baseline.fc3.out_features]
     layers = list(zip(sizes[:-1], sizes[1:]))
     expected_params = sum(a * b + b for a, b in layers)
-    small_macs = example_input.shape[0] * sum(a * b for a, b in layers)  # as count_flops counts
+    small_macs = example_input.shape[0] * sum(a * b for a, b in layers)  # as count_macs counts
     expected_ratio = count_macs(baseline, example_input) / small_macs
     params = _number(n_params_75, "`n_params_75`")
     _require(params == expected_params,

@@ -18,7 +18,8 @@ import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 # torch.utils.benchmark imports torch.utils.cpp_extension, which warns "No CUDA runtime is found"
-# on machines with CUDA's compiler but no GPU; nothing here compiles C++, so keep that quiet.
+# on machines with CUDA's compiler but no GPU; nothing here compiles C++, so keep that quiet
+# (torch 2.5 and newer log it; older versions print it, and the note stays).
 logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 from torch.utils import benchmark  # noqa: E402
 
@@ -82,7 +83,7 @@ def count_macs(model: nn.Module, example_input: torch.Tensor) -> int:
 
     ``FlopCounterMode`` counts 2 floating-point operations (a multiply and an add) for each
     multiply-accumulate of the matrix products and convolutions; this returns half its total.
-    Masked zeros still count: a mask does not skip any arithmetic.
+    Masked zeros still count: a mask does not skip any arithmetic. Puts ``model`` in eval mode.
     """
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
@@ -108,7 +109,8 @@ def compare_speed(functions: dict[str, Callable[[], Any]], warmup: int = 3, repe
     One ``benchmark.Timer`` per function (``threads`` CPU threads, torch's current number by
     default); after ``warmup`` calls each, every one of ``repeats`` rounds times each function
     once, in turn (interleaved, so a busy machine slows all of them alike), waiting for the GPU
-    to finish. Returns ``{name: {"median_s", "speedup", "measurement"}}``: ``speedup`` is
+    to finish. ``Timer.timeit(1)`` makes two untimed calls before the timed one, so every timed
+    call is a warm one. Returns ``{name: {"median_s", "speedup", "measurement"}}``: ``speedup`` is
     relative to the first entry, ``measurement`` a ``benchmark.Measurement`` (give a list of
     them to ``benchmark.Compare`` for a table).
     """
@@ -168,9 +170,12 @@ def cpu_copy(model: nn.Module, example_input: torch.Tensor | None = None) -> nn.
     """An eval-mode copy of ``model`` on the CPU; the original stays on its device.
 
     For a model pruned with masks, pass an ``example_input`` (on the model's device): one
-    forward pass without autograd refreshes the masked weights of ``torch.nn.utils.prune``,
-    which cannot be copied while they carry gradients.
+    forward pass without autograd (in eval mode, which the original keeps) refreshes the masked
+    weights of ``torch.nn.utils.prune``, which cannot be copied while they carry gradients.
     """
+    if any(buffer.layout != torch.strided for buffer in model.buffers()):
+        raise ValueError("a model with sparse layers (CSRLinear) cannot be copied: build it from "
+                         "a CPU copy of the dense model instead, to_csr_model(cpu_copy(model)).")
     if example_input is not None:
         with torch.no_grad():
             model.eval()(example_input)

@@ -32,13 +32,13 @@ def pruned_copy(model: nn.Module, amount: float, method: str = "l1",
     all those layers together, one threshold for all (notebook 05), instead of pruning the
     same fraction of each layer.
     """
+    if method not in ("l1", "random"):
+        raise ValueError(f"method must be 'l1' or 'random', not {method!r}.")
     pruned = copy.deepcopy(model)
     if layers is None:
         parameters_to_prune = prunable_weights(pruned)
     else:
         parameters_to_prune = [(pruned.get_submodule(name), "weight") for name in layers]
-    if method not in ("l1", "random"):
-        raise ValueError(f"method must be 'l1' or 'random', not {method!r}.")
     if globally:
         how = prune.L1Unstructured if method == "l1" else prune.RandomUnstructured
         prune.global_unstructured(parameters_to_prune, pruning_method=how, amount=amount)
@@ -52,7 +52,7 @@ def pruned_copy(model: nn.Module, amount: float, method: str = "l1",
 
 
 def make_permanent(model: nn.Module) -> nn.Module:
-    """prune.remove on every pruned layer: the zeros stay, masks and hooks go."""
+    """prune.remove on every pruned Linear and Conv2d weight: the zeros stay, masks and hooks go."""
     for module, name in prunable_weights(model):
         if prune.is_pruned(module):
             prune.remove(module, name)

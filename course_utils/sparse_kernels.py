@@ -33,7 +33,8 @@ class CSRLinear(nn.Module):
     """Inference-only copy of an ``nn.Linear`` whose weight is a ``torch.sparse`` CSR matrix.
 
     ``forward`` computes ``bias + W @ x.T`` with a sparse-dense product, then transposes back:
-    the same result as the dense layer (to float rounding).
+    the same result as the dense layer (to float rounding). The weight and bias are buffers, so
+    ``.to(device)`` moves them; a sparse tensor cannot be deep-copied, so copy the dense model.
     """
 
     def __init__(self, linear: nn.Linear) -> None:
@@ -44,10 +45,10 @@ class CSRLinear(nn.Module):
         self.in_features, self.out_features = linear.in_features, linear.out_features
         with warnings.catch_warnings():  # "Sparse CSR tensor support is in beta state"
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            self.weight = weight.to_sparse_csr()
+            self.register_buffer("weight", weight.to_sparse_csr())
         bias = linear.bias
         bias = bias.detach() if bias is not None else weight.new_zeros(linear.out_features)
-        self.bias = bias[:, None].contiguous()
+        self.register_buffer("bias", bias[:, None].contiguous())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.addmm(self.bias, self.weight, x.T).T
@@ -62,6 +63,8 @@ def to_csr_model(model: nn.Module) -> nn.Module:
     """A copy of ``model`` in which every ``nn.Linear`` is a ``CSRLinear`` (for inference only).
 
     Make pruning permanent first (``prune.remove``), or the copy keeps a masked weight anyway.
+    The copy stays on the model's device; to time it on the CPU, build it from a CPU copy:
+    ``to_csr_model(cpu_copy(model))`` (a sparse model cannot be copied afterwards).
     """
     if any(name.endswith("_mask") for name, _ in model.named_buffers()):
         raise ValueError("the model still carries pruning masks: call prune.remove(module, "
@@ -110,9 +113,7 @@ def to_semi_structured(model: nn.Module) -> tuple[nn.Module, dict[str, str]]:
         if not isinstance(module, nn.Linear):
             continue
         weight = module.weight.detach()
-        groups = (weight != 0).reshape(weight.shape[0], -1,
-                                       4).sum(-1) if weight.shape[1] % 4 == 0 else None
-        if groups is None or bool((groups > 2).any()):
+        if weight.shape[1] % 4 or (weight != 0).reshape(len(weight), -1, 4).sum(-1).max() > 2:
             report[name] = "dense: the weight is not 2:4 sparse"
             continue
         try:

@@ -6,7 +6,9 @@ torch, ipywidgets 7.7.1, no ipympl), the working directory is an empty folder, a
 arrive by torchvision download. This test does the same, without network:
 
 - the kernel is the oldest-versions environment (``requirements-oldest.txt``), without
-  ``course_utils`` installed; the setup cell's own ``%pip`` line installs it;
+  ``course_utils`` installed; the setup cell's own ``%pip`` line installs it, with no package
+  index (``PIP_NO_INDEX``): pip builds the package with the setuptools wheel that
+  ``make test-colab`` saved beside the environment;
 - git redirects ``REPO_URL`` to a bare repository holding the current tree (``url.insteadOf``),
   so the notebooks are not edited;
 - the notebooks are copied alone into an empty folder;
@@ -41,6 +43,7 @@ DATA = Path("/usr/share/datasets/fashion-mnist")
 FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
 ARTIFACTS = ROOT / "test-artifacts" / "colab"
+WHEELS = Path(PYTHON).parents[1] / "wheels"  # the build backend, saved by make test-colab
 STARTUP = '''# Written by tests/test_colab_rehearsal.py: what Colab's kernel has.
 import sys
 import types
@@ -64,7 +67,10 @@ def bare_repository_of_this_tree(folder):
     untracked = [line[3:] for line in status.stdout.splitlines() if line.startswith("??")]
     if untracked:
         pytest.fail(f"git add {' '.join(untracked)}: the rehearsal installs git's copy of the tree")
-    snapshot = run("git", "stash", "create", cwd=ROOT).stdout.strip()  # uncommitted edits too
+    who = {f"GIT_{role}_{key}": value for role in ("AUTHOR", "COMMITTER")
+           for key, value in (("NAME", "Colab rehearsal"), ("EMAIL", "rehearsal@localhost"))}
+    snapshot = run("git", "stash", "create", cwd=ROOT,  # uncommitted edits too
+                   env={**os.environ, **who}).stdout.strip()
     commit = snapshot or run("git", "rev-parse", "HEAD", cwd=ROOT).stdout.strip()
     bare = folder / "course.git"
     run("git", "init", "--quiet", "--bare", "--initial-branch=main", str(bare))
@@ -91,6 +97,8 @@ def colab(tmp_path_factory):
     """Run every notebook the Colab way; return (work folder, executed notebooks, files served)."""
     if not all((DATA / name).is_file() for name in FILES):
         pytest.skip(f"needs the four Fashion-MNIST files in {DATA} (Debian dataset-fashion-mnist)")
+    if not list(WHEELS.glob("setuptools-*.whl")):
+        pytest.skip(f"no setuptools wheel in {WHEELS}: run make test-colab, which saves it")
     tmp = tmp_path_factory.mktemp("colab")
     files = tmp / "mirror"
     files.mkdir()
@@ -115,7 +123,8 @@ def colab(tmp_path_factory):
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "COURSE_HOME", "COURSE_DATA_DIR", "VIRTUAL_ENV")}
     env.update(GIT_CONFIG_GLOBAL=str(gitconfig), GIT_CONFIG_NOSYSTEM="1", IPYTHONDIR=str(ipython),
-               COURSE_NO_SYSTEM_DATA="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
+               COURSE_NO_SYSTEM_DATA="1", PIP_DISABLE_PIP_VERSION_CHECK="1",
+               PIP_NO_INDEX="1", PIP_FIND_LINKS=str(WHEELS))
     subprocess.run([PYTHON, "-m", "pip", "uninstall", "--quiet", "--yes", "course-utils"],
                    env=env, capture_output=True)
     if ARTIFACTS.exists():
@@ -130,7 +139,7 @@ def colab(tmp_path_factory):
                 cwd=work, env=env, capture_output=True, text=True)
             if done.returncode:
                 failed[path.name] = done.stderr[-3000:]
-        yield work, failed, list(Mirror.served)
+        yield work, failed, list(Mirror.served), env
     finally:
         server.shutdown()
         subprocess.run([PYTHON, "-m", "pip", "uninstall", "--quiet", "--yes", "course-utils"],
@@ -138,23 +147,24 @@ def colab(tmp_path_factory):
 
 
 def test_every_notebook_runs_the_colab_way(colab):
-    _, failed, _ = colab
+    _, failed, _, _ = colab
     assert not failed, "notebooks that failed on the Colab route:\n" + "\n\n".join(
         f"--- {name}\n{tail}" for name, tail in failed.items())
 
 
 def test_the_setup_cell_installed_the_helpers_from_git(colab):
+    *_, env = colab
     setup = nbformat.read(ARTIFACTS / "00_start_here.ipynb", as_version=4).cells[2]
-    assert f"git+{REPO_URL}" in setup.source, "the notebook's own install line ran"
     shown = json.dumps(setup.outputs)
+    assert f"git+{REPO_URL}" in setup.source and "restart the kernel" in shown, "%pip ran"
     assert "on Colab" in shown, "setup() saw Colab"
     where = subprocess.run([PYTHON, "-c", "import course_utils; print(course_utils.__file__)"],
-                           capture_output=True, text=True, cwd="/").stdout
+                           capture_output=True, text=True, cwd="/", env=env).stdout
     assert "site-packages" in where and "/course_utils/" in where, f"installed by pip: {where}"
 
 
 def test_the_data_came_by_download_into_the_working_folder(colab):
-    work, _, served = colab
+    work, _, served, _ = colab
     # torchvision asks twice per file: once for redirects, once for the file itself
     assert {Path(path).name for command, path in served if command == "GET"} == set(FILES)
     downloaded = (work / "data" / "FashionMNIST" / "raw").glob("*.gz")

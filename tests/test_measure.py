@@ -15,6 +15,7 @@ from course_utils.measure import (
     cpu_throughput,
     file_size,
 )
+from course_utils.sparse_kernels import to_csr_model
 
 
 def test_count_parameters_sees_masks():
@@ -115,3 +116,19 @@ def test_cpu_copy_of_a_masked_model_is_independent():
         copy.fc1.weight_orig.zero_()
     assert model.fc1.weight_orig.abs().sum() > 0, "the original is untouched"
     assert not copy.training
+
+
+def test_cpu_copy_refuses_a_sparse_model_and_says_how():
+    with pytest.raises(ValueError, match=r"to_csr_model\(cpu_copy\(model\)\)"):
+        cpu_copy(to_csr_model(Net()))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cpu_throughput_times_gpu_models_as_cpu_copies():
+    dense, masked = Net().cuda(), Net().cuda()
+    prune.ln_structured(masked.fc1, "weight", amount=0.5, n=2, dim=0)
+    csr = to_csr_model(cpu_copy(dense))
+    results = cpu_throughput({"dense": dense, "masked": masked, "csr": csr},
+                             torch.randn(300, 784, device="cuda"), warmup=1, repeats=2)
+    assert set(results) == {"dense", "masked", "csr"}
+    assert next(dense.parameters()).is_cuda and masked.fc1.weight_orig.is_cuda, "left on the GPU"

@@ -54,15 +54,25 @@ def test_every_taught_helper_is_saved():
     assert TAUGHT <= names, f"not marked '# saved in course_utils...': {sorted(TAUGHT - names)}"
 
 
-@pytest.mark.parametrize("where, module_name, source", SAVED, ids=[where for where, _, _ in SAVED])
-def test_saved_helper_matches_its_module(where, module_name, source):
+def drift(where, module_name, source):
+    """What differs between a saved notebook cell and its module (an empty list: nothing)."""
     module = importlib.import_module(module_name)
     definitions = top_level_definitions(python_source(source))
-    assert definitions, f"{where} is marked as saved but defines nothing"
+    if not definitions:
+        return [f"{where} is marked as saved but defines nothing"]
+    problems = []
     for name, text in definitions.items():
-        assert hasattr(module, name), f"{where} defines {name}, which {module_name} lacks"
-        assert inspect.getsource(getattr(module, name)).rstrip() == text.rstrip(), (
-            f"{name} in {where} differs from {module_name}.{name}: copy one onto the other")
+        if not hasattr(module, name):
+            problems.append(f"{where} defines {name}, which {module_name} lacks")
+        elif inspect.getsource(getattr(module, name)).rstrip() != text.rstrip():
+            problems.append(f"{name} in {where} differs from {module_name}.{name}: "
+                            "copy one onto the other")
+    return problems
+
+
+@pytest.mark.parametrize("where, module_name, source", SAVED, ids=[where for where, _, _ in SAVED])
+def test_saved_helper_matches_its_module(where, module_name, source):
+    assert not drift(where, module_name, source)
 
 
 def definition_sites():
@@ -96,6 +106,7 @@ def test_no_helper_is_defined_twice():
 
 
 def test_the_drift_test_can_fail():
-    source = "def validate(model, val_loader, criterion):\n    return 0.0\n"
-    module = importlib.import_module("course_utils.training")
-    assert inspect.getsource(module.validate).rstrip() != top_level_definitions(source)["validate"]
+    where, module_name, source = next(cell for cell in SAVED if "def pruned_copy" in cell[2])
+    edited = source.replace("pruned = copy.deepcopy(model)", "pruned = model")
+    assert edited != source and drift(where, module_name, edited), "an edited copy is caught"
+    assert drift(where, "course_utils.measure", source), "so is a helper missing from its module"

@@ -83,3 +83,9 @@ def test_mask_2_4_keeps_the_two_largest_of_every_four():
     assert mask_2_4(weight).tolist() == [[0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0]]
     mask = mask_2_4(torch.randn(16, 32))
     assert (mask.reshape(16, -1, 4).sum(-1) == 2).all()
+
+
+def test_csr_layers_are_buffers_that_move_with_the_model():
+    csr = to_csr_model(Net())
+    assert {"fc1.weight", "fc1.bias"} <= {name for name, _ in csr.named_buffers()}
+    assert csr.fc1.weight.layout == torch.sparse_csr and csr.to("cpu") is csr
