@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import io
 import logging
+from functools import partial
 from typing import Any, Callable
 
 import torch
@@ -152,18 +153,11 @@ def compare_throughput(models: dict[str, nn.Module], example_input: torch.Tensor
     Returns ``{name: {"median_s", "speedup", "items_per_s", "measurement"}}``; ``speedup`` is
     relative to the first model. The models are put in eval mode.
     """
-    calls = {}
-    for name, model in models.items():
-        model.eval()
-        calls[name] = _forward(model, example_input)
+    calls = {name: partial(model.eval(), example_input) for name, model in models.items()}
     results = compare_speed(calls, warmup, repeats, example_input.device, threads, label)
     for row in results.values():
         row["items_per_s"] = len(example_input) / row["median_s"]
     return results
-
-
-def _forward(model: nn.Module, x: torch.Tensor) -> Callable[[], Any]:
-    return lambda: model(x)
 
 
 def cpu_copy(model: nn.Module, example_input: torch.Tensor | None = None) -> nn.Module:
@@ -192,8 +186,10 @@ def cpu_throughput(models: dict[str, nn.Module], images: torch.Tensor, batch_siz
     honest ones for small models: a GPU hides their differences behind launch overheads.
     """
     batch = images[:batch_size]
-    on_cpu = {name: model if _on_cpu(model) else cpu_copy(model, batch[:1].to(_device_of(model)))
-              for name, model in models.items()}
+    on_cpu = {}
+    for name, model in models.items():
+        device = _device_of(model)
+        on_cpu[name] = model if device.type == "cpu" else cpu_copy(model, batch[:1].to(device))
     return compare_throughput(on_cpu, batch.cpu(), warmup, repeats, threads, label)
 
 
@@ -202,7 +198,3 @@ def _device_of(model: nn.Module) -> torch.device:
     if tensor is None:
         tensor = next(model.buffers(), torch.empty(0))
     return tensor.device
-
-
-def _on_cpu(model: nn.Module) -> bool:
-    return _device_of(model).type == "cpu"

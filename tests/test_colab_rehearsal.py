@@ -94,18 +94,14 @@ def serve(folder):
 
 @pytest.fixture(scope="module")
 def colab(tmp_path_factory):
-    """Run every notebook the Colab way; return (work folder, executed notebooks, files served)."""
+    """Run every notebook the Colab way; return (work folder, failures, requests, kernel env)."""
     if not all((DATA / name).is_file() for name in FILES):
         pytest.skip(f"needs the four Fashion-MNIST files in {DATA} (Debian dataset-fashion-mnist)")
     if not list(WHEELS.glob("setuptools-*.whl")):
         pytest.skip(f"no setuptools wheel in {WHEELS}: run make test-colab, which saves it")
     tmp = tmp_path_factory.mktemp("colab")
-    files = tmp / "mirror"
-    files.mkdir()
-    for name in FILES:
-        shutil.copy(DATA / name, files / name)
-    resources = [(name, hashlib.md5((files / name).read_bytes()).hexdigest()) for name in FILES]
-    server = serve(files)
+    resources = [(name, hashlib.md5((DATA / name).read_bytes()).hexdigest()) for name in FILES]
+    server = serve(DATA)
     mirror = f"http://127.0.0.1:{server.server_address[1]}/"
 
     ipython = tmp / "ipython"
@@ -125,8 +121,8 @@ def colab(tmp_path_factory):
     env.update(GIT_CONFIG_GLOBAL=str(gitconfig), GIT_CONFIG_NOSYSTEM="1", IPYTHONDIR=str(ipython),
                COURSE_NO_SYSTEM_DATA="1", PIP_DISABLE_PIP_VERSION_CHECK="1",
                PIP_NO_INDEX="1", PIP_FIND_LINKS=str(WHEELS))
-    subprocess.run([PYTHON, "-m", "pip", "uninstall", "--quiet", "--yes", "course-utils"],
-                   env=env, capture_output=True)
+    uninstall = [PYTHON, "-m", "pip", "uninstall", "--quiet", "--yes", "course-utils"]
+    subprocess.run(uninstall, env=env, capture_output=True)  # as on Colab: not installed yet
     if ARTIFACTS.exists():
         shutil.rmtree(ARTIFACTS)
     ARTIFACTS.mkdir(parents=True)
@@ -142,8 +138,7 @@ def colab(tmp_path_factory):
         yield work, failed, list(Mirror.served), env
     finally:
         server.shutdown()
-        subprocess.run([PYTHON, "-m", "pip", "uninstall", "--quiet", "--yes", "course-utils"],
-                       env=env, capture_output=True)
+        subprocess.run(uninstall, env=env, capture_output=True)
 
 
 def test_every_notebook_runs_the_colab_way(colab):
