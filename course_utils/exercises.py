@@ -26,6 +26,7 @@ import torch.nn as nn
 from torch.nn.utils import prune
 
 from .measure import count_macs, count_parameters
+from .sparse_kernels import mask_2_4
 
 __all__ = ["ExerciseCheckError", "Verdict", "check", "check_close", "not_answered",
            "check_sneaker_count", "check_normalisation", "check_parameter_count",
@@ -494,13 +495,6 @@ def check_reloaded(reloaded: Any, to_save: Any, loader: Any) -> Verdict:
                  "the weights are not the saved ones: load the state_dict into `reloaded`.")
 
 
-def _mask_2_4_rows(weight):
-    groups = weight.detach().abs().reshape(weight.shape[0], -1, 4)
-    keep = groups.topk(2, dim=-1).indices
-    mask = torch.zeros_like(groups).scatter_(-1, keep, 1.0)
-    return mask.reshape(weight.shape)
-
-
 def check_mask_2_4_outputs(mask_2_4_outputs: Any, weight: Any) -> Verdict:
     """07 Exercise 3: a 2:4 mask that groups 4 consecutive neurons (rows) for each input."""
     if not callable(mask_2_4_outputs):
@@ -518,10 +512,10 @@ def check_mask_2_4_outputs(mask_2_4_outputs: Any, weight: Any) -> Verdict:
     _require(bool((columns == 2).all()),
              "in each column (one input), every group of 4 consecutive rows (neurons) should "
              "keep exactly 2 weights. mask_2_4 groups along a row; your groups run down a column.")
-    expected = _mask_2_4_rows(weight.t()).t()
+    expected = mask_2_4(weight.t()).t()
     _require(torch.equal(mask, expected.to(mask.device)),
              "keep the 2 largest-magnitude weights of each group, not any 2.")
-    return check(not torch.equal(mask, _mask_2_4_rows(weight).to(mask.device)),
+    return check(not torch.equal(mask, mask_2_4(weight).to(mask.device)),
                  "Half of the weights kept, two of every four neurons for each input: a different "
                  "mask from mask_2_4's.",
                  "this is the row-wise mask of mask_2_4; group along the columns.")

@@ -8,7 +8,6 @@ entry. Introduced in 02_l1_unstructured_pruning (sparsity, file size); FLOPs and
 """
 from __future__ import annotations
 
-import copy
 import io
 import logging
 from functools import partial
@@ -18,6 +17,8 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .pruning import PRUNABLE, masked_copy
+
 # torch.utils.benchmark imports torch.utils.cpp_extension, which warns "No CUDA runtime is found"
 # on machines with CUDA's compiler but no GPU; nothing here compiles C++, so keep that quiet
 # (torch 2.5 and newer log it; older versions print it, and the note stays).
@@ -26,8 +27,6 @@ from torch.utils import benchmark  # noqa: E402
 
 __all__ = ["count_parameters", "sparsity", "sparsity_report", "file_size", "count_macs",
            "compare_speed", "compare_throughput", "cpu_copy", "cpu_throughput"]
-
-PRUNABLE = (nn.Linear, nn.Conv2d)
 
 
 def count_parameters(model: nn.Module, nonzero: bool = False) -> int:
@@ -160,20 +159,15 @@ def compare_throughput(models: dict[str, nn.Module], example_input: torch.Tensor
     return results
 
 
-def cpu_copy(model: nn.Module, example_input: torch.Tensor | None = None) -> nn.Module:
+def cpu_copy(model: nn.Module) -> nn.Module:
     """An eval-mode copy of ``model`` on the CPU; the original stays on its device.
 
-    For a model pruned with masks, pass an ``example_input`` (on the model's device): one
-    forward pass without autograd (in eval mode, which the original keeps) refreshes the masked
-    weights of ``torch.nn.utils.prune``, which cannot be copied while they carry gradients.
+    A model pruned with masks is copied with its masks (``course_utils.pruning.masked_copy``).
     """
     if any(buffer.layout != torch.strided for buffer in model.buffers()):
         raise ValueError("a model with sparse layers (CSRLinear) cannot be copied: build it from "
                          "a CPU copy of the dense model instead, to_csr_model(cpu_copy(model)).")
-    if example_input is not None:
-        with torch.no_grad():
-            model.eval()(example_input)
-    return copy.deepcopy(model).cpu().eval()
+    return masked_copy(model).cpu().eval()
 
 
 def cpu_throughput(models: dict[str, nn.Module], images: torch.Tensor, batch_size: int = 256,
@@ -189,7 +183,7 @@ def cpu_throughput(models: dict[str, nn.Module], images: torch.Tensor, batch_siz
     on_cpu = {}
     for name, model in models.items():
         device = _device_of(model)
-        on_cpu[name] = model if device.type == "cpu" else cpu_copy(model, batch[:1].to(device))
+        on_cpu[name] = model if device.type == "cpu" else cpu_copy(model)
     return compare_throughput(on_cpu, batch.cpu(), warmup, repeats, threads, label)
 
 

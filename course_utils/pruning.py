@@ -4,21 +4,36 @@ The pruning calls stay visible in the notebooks: ``pruned_copy`` is written out 
 02_l1_unstructured_pruning and ``make_permanent`` in 07_from_masks_to_savings (the notebook
 cells are marked ``# saved in course_utils.pruning`` and a test keeps both copies the same).
 Counting zeros lives in ``measure`` (``sparsity``, ``sparsity_report``).
+
+What the course knows about a model pruned with masks lives here, once: which layers it prunes
+(``PRUNABLE``), whether a model or state_dict still carries masks (``prune.is_pruned`` for a
+model, ``masked_keys`` for a state_dict, ``require_permanent`` to refuse one), the weight a masked
+layer really uses (``effective_weight``), a copy of a masked model (``masked_copy``), putting a
+new layer in place by its dotted name (``replace_module``), and silencing the BatchNorm channels
+of pruned filters (``silence_batchnorm``, written out in 06_structured_pruning).
 """
 from __future__ import annotations
 
 import copy
+from typing import Any
 
+import torch
 import torch.nn as nn
 import torch.nn.utils.prune as prune
 
-__all__ = ["prunable_weights", "pruned_copy", "make_permanent", "amount_for_target",
-           "cubic_sparsity"]
+__all__ = ["PRUNABLE", "prunable_weights", "pruned_copy", "make_permanent", "masked_keys",
+           "require_permanent", "effective_weight", "masked_copy", "replace_module",
+           "silence_batchnorm", "amount_for_target", "cubic_sparsity"]
+
+PRUNABLE = (nn.Linear, nn.Conv2d)
+"""The layer types the course prunes (``prunable_weights``, ``sparsity_report``, the surgery)."""
+
+MASK_SUFFIXES = ("_orig", "_mask")
+"""What ``torch.nn.utils.prune`` adds to a pruned tensor's name (``weight_orig``, ``_mask``)."""
 
 
 def prunable_weights(model: nn.Module,
-                     layer_types: tuple[type, ...] = (nn.Linear,
-                                                      nn.Conv2d)) -> list[tuple[nn.Module, str]]:
+                     layer_types: tuple[type, ...] = PRUNABLE) -> list[tuple[nn.Module, str]]:
     """The ``(module, 'weight')`` pairs that ``prune.global_unstructured`` expects."""
     return [(module, "weight") for module in model.modules() if isinstance(module, layer_types)]
 
@@ -57,6 +72,73 @@ def make_permanent(model: nn.Module) -> nn.Module:
         if prune.is_pruned(module):
             prune.remove(module, name)
     return model
+
+
+def masked_keys(state_dict: dict[str, Any]) -> list[str]:
+    """The entries of ``state_dict`` that pruning masks add (``fc1.weight_orig``, ``..._mask``).
+
+    Empty once pruning is permanent (``prune.remove``, ``make_permanent``). For a model, ask
+    ``prune.is_pruned(model)``.
+    """
+    return [key for key in state_dict if key.endswith(MASK_SUFFIXES)]
+
+
+def require_permanent(state: nn.Module | dict[str, Any]) -> None:
+    """Raise ``ValueError`` while a model (or state_dict) still carries pruning masks.
+
+    For the helpers that need the zeros in the weights themselves (compact files, sparse kernels).
+    """
+    keys = masked_keys(state.state_dict() if isinstance(state, nn.Module) else state)
+    if keys:
+        raise ValueError(f"the model still carries pruning masks ({', '.join(keys[:4])}): call "
+                         "prune.remove(module, 'weight') on each pruned layer first "
+                         "(make_permanent), so that the zeros are in the weights themselves "
+                         "(or work on a copy).")
+
+
+def effective_weight(module: nn.Module, name: str = "weight") -> torch.Tensor | None:
+    """The tensor ``module`` uses for ``name``, pruning masks applied (None if it has none).
+
+    For a tensor pruned with ``torch.nn.utils.prune`` this is ``name_orig * name_mask``, computed
+    afresh (the cached ``module.weight`` can be one optimizer step old).
+    """
+    if hasattr(module, name + "_orig") and hasattr(module, name + "_mask"):
+        return getattr(module, name + "_orig") * getattr(module, name + "_mask")
+    return getattr(module, name, None)
+
+
+def masked_copy(model: nn.Module) -> nn.Module:
+    """``copy.deepcopy`` that also works on a model pruned with masks (the copy keeps them).
+
+    A pruned module stores its masked ``weight`` as a computed (non-leaf) tensor, which
+    ``deepcopy`` refuses; the copy gets a detached clone of it instead (its next forward pass
+    recomputes it from ``weight_orig`` and ``weight_mask``).
+    """
+    memo = {}
+    for module in model.modules():
+        for name in list(vars(module)):
+            value = vars(module)[name]
+            if isinstance(value, torch.Tensor) and not value.is_leaf:
+                memo[id(value)] = value.detach().clone()
+    return copy.deepcopy(model, memo)
+
+
+def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
+    """Put ``new`` in place of ``model``'s submodule ``name`` (dotted: ``"block1.conv2"``)."""
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, new)
+
+
+def silence_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
+    """Mask the scale and shift of ``bn`` for the filters of ``conv`` that masks removed.
+
+    Those channels then output exactly 0, whatever BatchNorm's statistics. Introduced in
+    06_structured_pruning.
+    """
+    channel_mask = conv.weight_mask.flatten(1).amax(dim=1)  # 1 = filter kept, 0 = pruned
+    prune.custom_from_mask(bn, name="weight", mask=channel_mask)  # BatchNorm's scale and shift
+    prune.custom_from_mask(bn, name="bias", mask=channel_mask)
 
 
 def amount_for_target(current: float, target: float) -> float:

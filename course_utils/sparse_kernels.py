@@ -19,6 +19,8 @@ import warnings
 import torch
 import torch.nn as nn
 
+from .pruning import replace_module, require_permanent
+
 __all__ = ["mask_2_4", "CSRLinear", "to_csr_model", "semi_structured_status", "to_semi_structured"]
 
 
@@ -66,15 +68,11 @@ def to_csr_model(model: nn.Module) -> nn.Module:
     The copy stays on the model's device; to time it on the CPU, build it from a CPU copy:
     ``to_csr_model(cpu_copy(model))`` (a sparse model cannot be copied afterwards).
     """
-    if any(name.endswith("_mask") for name, _ in model.named_buffers()):
-        raise ValueError("the model still carries pruning masks: call prune.remove(module, "
-                         "'weight') on each pruned layer first (or work on a copy).")
+    require_permanent(model)
     sparse = copy.deepcopy(model).eval()
     for name, module in list(sparse.named_modules()):
         if isinstance(module, nn.Linear):
-            parent_name, _, child = name.rpartition(".")
-            parent = sparse.get_submodule(parent_name) if parent_name else sparse
-            setattr(parent, child, CSRLinear(module))
+            replace_module(sparse, name, CSRLinear(module))
     return sparse
 
 
@@ -104,9 +102,7 @@ def to_semi_structured(model: nn.Module) -> tuple[nn.Module, dict[str, str]]:
     to be true for the model's device; the weights must already follow the 2:4 pattern.
     """
     from torch.sparse import to_sparse_semi_structured
-    if any(name.endswith("_mask") for name, _ in model.named_buffers()):
-        raise ValueError("the model still carries pruning masks: call prune.remove(module, "
-                         "'weight') on each pruned layer first (or work on a copy).")
+    require_permanent(model)
     fast = copy.deepcopy(model).half().eval()
     report = {}
     for name, module in fast.named_modules():

@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 
 from .checkpoints import atomic_write
+from .pruning import require_permanent
 
 __all__ = ["pack_bits", "unpack_bits", "encode_tensor", "decode_tensor", "to_bytes", "from_bytes",
            "save_sparse", "load_sparse"]
@@ -121,11 +122,7 @@ def _state_dict_of(state):
     if not isinstance(state, dict):
         raise TypeError("expected an nn.Module or a state_dict (a dict of tensors), got "
                         f"{type(state).__name__}.")
-    masked = [key for key in state if key.endswith(("_orig", "_mask"))]
-    if masked:
-        raise ValueError(f"this state_dict still carries pruning masks ({', '.join(masked[:4])}): "
-                         "call prune.remove(module, 'weight') on each pruned layer first, so that "
-                         "the zeros are in the weights themselves.")
+    require_permanent(state)
     wrong = [key for key, value in state.items() if not isinstance(value, torch.Tensor)]
     if wrong:
         raise TypeError(f"every value of the state_dict must be a tensor; {wrong[:4]} are not.")

@@ -1,4 +1,6 @@
 """Measurement helpers: counts, sparsity, sizes, MACs (FlopCounterMode) and side-by-side timing."""
+import time
+
 import pytest
 import torch
 import torch.nn as nn
@@ -14,7 +16,10 @@ from course_utils.measure import (
     cpu_copy,
     cpu_throughput,
     file_size,
+    sparsity,
+    sparsity_report,
 )
+from course_utils.pruning import prunable_weights
 from course_utils.sparse_kernels import to_csr_model
 
 
@@ -74,8 +79,10 @@ def test_masks_skip_no_arithmetic():
 def test_compare_speed_ratios_and_measurements():
     results = compare_speed({"slow": lambda: sum(range(20000)), "fast": lambda: None},
                             warmup=1, repeats=5, label="toy")
-    assert results["slow"]["speedup"] == 1.0
-    assert results["fast"]["speedup"] > 1.0
+    assert results["fast"]["speedup"] > 1.0, "relative to the first entry: faster is above 1"
+    reverse = compare_speed({"fast": lambda: None, "slow": lambda: sum(range(20000))},
+                            warmup=1, repeats=5)
+    assert reverse["slow"]["speedup"] < 1.0, "and slower below 1"
     measurement = results["fast"]["measurement"]
     assert isinstance(measurement, benchmark.Measurement) and len(measurement.times) == 5
     assert measurement.median == results["fast"]["median_s"]
@@ -93,24 +100,42 @@ def test_compare_speed_restores_the_thread_count():
     assert torch.get_num_threads() == threads
 
 
-def test_compare_throughput_counts_items():
+class Sleeper(nn.Module):
+    """A model that takes ``seconds`` per call, whatever the batch, and records what it saw."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds, self.seen = seconds, []
+
+    def forward(self, x):
+        self.seen.append((tuple(x.shape), x.device.type, self.training))
+        time.sleep(self.seconds)
+        return x
+
+
+def test_compare_throughput_counts_items_per_second_in_eval_mode():
     x = torch.zeros(64, 784)
-    results = compare_throughput({"a": Net(), "b": Net()}, x, warmup=1, repeats=3)
-    assert results["a"]["items_per_s"] == pytest.approx(64 / results["a"]["median_s"])
+    model = Sleeper(0.01)
+    results = compare_throughput({"sleeper": model}, x, warmup=1, repeats=3)
+    assert 64 / 0.2 < results["sleeper"]["items_per_s"] <= 64 / 0.01, "64 images per 10 ms call"
+    assert set(model.seen) == {((64, 784), "cpu", False)}
 
 
 def test_cpu_throughput_times_one_batch_on_the_cpu():
     images = torch.zeros(300, 784)
-    results = cpu_throughput({"a": Net(), "b": Net()}, images, batch_size=256, threads=1,
+    model = Sleeper(0.0)
+    results = cpu_throughput({"a": Net(), "b": model}, images, batch_size=256, threads=1,
                              warmup=1, repeats=3)
-    assert results["b"]["items_per_s"] == pytest.approx(256 / results["b"]["median_s"])
+    assert set(results) == {"a", "b"}
+    assert set(model.seen) == {((256, 784), "cpu", False)}, "one batch of 256, on the CPU"
 
 
 def test_cpu_copy_of_a_masked_model_is_independent():
     model = Net()
     prune.ln_structured(model.fc1, "weight", amount=0.5, n=2, dim=0)
     x = torch.randn(4, 784)
-    copy = cpu_copy(model, x[:1])
+    assert not model.fc1.weight.is_leaf, "the masked weight is computed: deepcopy refuses it"
+    copy = cpu_copy(model)
     with torch.no_grad():
         assert torch.equal(copy(x), model(x))
         copy.fc1.weight_orig.zero_()
@@ -132,3 +157,31 @@ def test_cpu_throughput_times_gpu_models_as_cpu_copies():
                              torch.randn(300, 784, device="cuda"), warmup=1, repeats=2)
     assert set(results) == {"dense", "masked", "csr"}
     assert next(dense.parameters()).is_cuda and masked.fc1.weight_orig.is_cuda, "left on the GPU"
+
+
+def test_sparsity_counts_exact_zeros():
+    assert sparsity(torch.tensor([0.0, 1.0, 0.0, -2.0])) == 0.5
+    assert sparsity(torch.ones(3)) == 0.0
+
+
+def test_sparsity_report_sees_masks_and_exact_counts(capsys):
+    torch.manual_seed(0)
+    model = Net()
+    for module, name in prunable_weights(model):
+        prune.l1_unstructured(module, name=name, amount=0.2)
+    rows = sparsity_report(model)
+    assert rows["fc1"] == (40_141, 200_704)  # round(0.2 * 200,704)
+    assert rows["fc2"] == (6_554, 32_768)
+    assert rows["fc3"] == (256, 1_280)
+    assert rows["total"] == (46_951, 234_752)
+    assert "fc1" in capsys.readouterr().out
+    assert sparsity_report(model, quiet=True) == rows
+
+
+def test_sparsity_report_after_remove_is_unchanged():
+    torch.manual_seed(0)
+    model = Net()
+    prune.l1_unstructured(model.fc2, name="weight", amount=0.5)
+    before = sparsity_report(model, quiet=True)
+    prune.remove(model.fc2, "weight")
+    assert sparsity_report(model, quiet=True) == before

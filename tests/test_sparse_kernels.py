@@ -66,11 +66,8 @@ def test_semi_structured_status_on_cpu():
 
 def test_to_semi_structured_reports_each_layer():
     model = pruned_net(0.5)  # unstructured 50%: not the 2:4 pattern
-    w = model.fc2.weight.detach()
-    groups = w.abs().reshape(w.shape[0], -1, 4)
-    keep = torch.zeros_like(groups).scatter_(-1, groups.topk(2, dim=-1).indices, 1.0).bool()
     with torch.no_grad():
-        model.fc2.weight.mul_(keep.reshape(w.shape))
+        model.fc2.weight.mul_(mask_2_4(model.fc2.weight))
     fast, report = to_semi_structured(model)
     assert report["fc1"].startswith("dense: the weight is not 2:4")
     assert fast.fc1.weight.dtype == torch.float16
@@ -83,6 +80,10 @@ def test_mask_2_4_keeps_the_two_largest_of_every_four():
     assert mask_2_4(weight).tolist() == [[0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0]]
     mask = mask_2_4(torch.randn(16, 32))
     assert (mask.reshape(16, -1, 4).sum(-1) == 2).all()
+    weight = torch.arange(16.0).reshape(2, 8) - 7  # ties between |-1| and |1|: still two of four
+    mask = mask_2_4(weight)
+    assert torch.equal(mask.reshape(2, -1, 4).sum(-1), torch.full((2, 2), 2.0))
+    assert mask[0, 0] == 1 and mask[0, 3] == 0  # |-7| kept, |-4| dropped
 
 
 def test_csr_layers_are_buffers_that_move_with_the_model():
