@@ -55,13 +55,13 @@ execute: $(STAMP)  ## re-run every notebook top to bottom and store its outputs
 	    --ExecutePreprocessor.timeout=600 notebooks/[0-9][0-9]_*.ipynb
 
 bench: $(STAMP)  ## measure the results table on this machine (writes bench_results/, prints it)
-	$(PY) benchmarks/run_all.py
+	$(PY) -m benchmarks.run_all
 
 sweep: $(STAMP)  ## every notebook under seeds 0-4 x threads 1, 2: proves the claims (benchmarks/CLAIMS.md)
-	$(PY) tools/sweep.py
+	$(PY) -m tools.sweep
 
 student: $(STAMP)  ## write the student edition (no outputs, no solutions) into student/
-	$(PY) tools/make_student.py
+	$(PY) -m tools.make_student
 
 clean:
 	rm -rf $(VENV) $(OLDEST) checkpoints student test-artifacts

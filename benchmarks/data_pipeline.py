@@ -1,13 +1,12 @@
 """One training epoch of the article's Net: course loaders vs a per-sample DataLoader pipeline.
 
-    python benchmarks/data_pipeline.py
+    python -m benchmarks.data_pipeline
 
 Both pipelines feed the same model the same number of batches (128 images each) in one run,
 alternating, and the median of the repeats is compared. The per-sample pipeline is what most
 tutorials use: torchvision.datasets.FashionMNIST + ToTensor + Normalize + DataLoader.
 """
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -15,9 +14,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from course_utils.data import FILES, find_raw_data, get_loaders  # noqa: E402
-from course_utils.models import Net  # noqa: E402
+from course_utils.data import FILES, IDX_MAGIC, find_raw_data, get_loaders
+from course_utils.models import Net
 
 
 def per_sample_loader(raw, mean, std, batch_size=128):
@@ -28,7 +26,7 @@ def per_sample_loader(raw, mean, std, batch_size=128):
     root.mkdir(parents=True)
     for key, name in FILES.items():  # torchvision reads the decompressed IDX files
         tensor = raw[key]
-        header = [2051 if tensor.dim() == 3 else 2049, *tensor.shape]
+        header = [IDX_MAGIC[tensor.dim()], *tensor.shape]
         (root / name).write_bytes(b"".join(int(v).to_bytes(4, "big") for v in header)
                                   + tensor.numpy().tobytes())
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((mean,), (std,)),

@@ -1,7 +1,7 @@
 """The course's results table, measured on this machine: ``make bench``.
 
-    .venv/bin/python benchmarks/run_all.py               # make bench: about 2-4 minutes on 2 cores
-    .venv/bin/python benchmarks/run_all.py --reference   # maintainers: refresh the README's table
+    .venv/bin/python -m benchmarks.run_all               # make bench: about 2-4 minutes on 2 cores
+    .venv/bin/python -m benchmarks.run_all --reference   # maintainers: refresh the README's table
 
 Measures, side by side in one run:
 
@@ -23,12 +23,8 @@ file. ``--reference`` (for maintainers, on the reference machine) also copies th
 """
 import argparse
 import copy
-import datetime
 import json
-import os
-import platform
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -36,24 +32,24 @@ import torch
 import torch.nn as nn
 import torch.nn.utils.prune as prune
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from course_utils import SmallCNN, accuracy, get_loaders, load_baseline  # noqa: E402
-from course_utils.measure import (  # noqa: E402
+from benchmarks.data_pipeline import run as data_pipeline_run
+from course_utils import SmallCNN, SmallResNet, accuracy, get_loaders, load_baseline
+from course_utils.chain import remove_pruned_units
+from course_utils.env import machine_info
+from course_utils.measure import (
     compare_speed,
     compare_throughput,
     count_macs,
+    count_parameters,
     cpu_throughput,
     file_size,
 )
-from course_utils.models import SmallResNet  # noqa: E402
-from course_utils.pruning import make_permanent, prunable_weights, pruned_copy  # noqa: E402
-from course_utils.sparse_kernels import mask_2_4, semi_structured_status, to_semi_structured  # noqa: E402
-from course_utils.storage import to_bytes  # noqa: E402
-from course_utils.surgery import remove_pruned_units  # noqa: E402
-from course_utils.training import fine_tune  # noqa: E402
+from course_utils.pruning import make_permanent, prunable_weights, pruned_copy, silence_batchnorm
+from course_utils.sparse_kernels import mask_2_4, semi_structured_status, to_semi_structured
+from course_utils.storage import to_bytes
+from course_utils.training import fine_tune
 
+ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "bench_results"
 COMMITTED_TABLE = ROOT / "benchmarks" / "RESULTS.md"
 SPARSITIES = (0.5, 0.8, 0.9, 0.95, 0.98)
@@ -62,29 +58,6 @@ STORAGE_SPARSITIES = (0.9, 0.95, 0.98)
 
 def log(message):
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def cpu_name():
-    """The CPU's model name (Linux /proc/cpuinfo, else platform.processor())."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_info():
-    """Where the numbers come from: CPU, cores, threads, OS, versions, GPU (or None)."""
-    gpu = None
-    if torch.cuda.is_available():
-        major, minor = torch.cuda.get_device_capability()
-        gpu = f"{torch.cuda.get_device_name()} (compute capability {major}.{minor})"
-    return {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
-            "torch": torch.__version__, "gpu": gpu,
-            "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M")}
 
 
 def structured_mlp(baseline):
@@ -104,9 +77,7 @@ def structured_cnn(cnn):
     norms = [m for m in masked.features if isinstance(m, nn.BatchNorm2d)]
     for conv, bn in zip(convs, norms):
         prune.ln_structured(conv, name="weight", amount=0.5, n=2, dim=0)
-        channel_mask = conv.weight_mask[:, 0, 0, 0]
-        prune.custom_from_mask(bn, name="weight", mask=channel_mask)
-        prune.custom_from_mask(bn, name="bias", mask=channel_mask)
+        silence_batchnorm(conv, bn)
     # any input: the surgery checks itself on it
     example = torch.randn(64, 1, 28, 28, device=convs[0].weight.device)
     return remove_pruned_units(masked, example)
@@ -126,10 +97,9 @@ def structured_resnet(resnet, example):
 def speed_row(dense, small, images, repeats):
     """CPU throughput of ``small`` against ``dense`` at batch 256, and the MAC ratio."""
     speed = cpu_throughput({"dense": dense, "pruned": small}, images, warmup=10, repeats=repeats)
-    flop_ratio = count_macs(dense, images[:1]) / count_macs(small, images[:1])
-    params = (sum(p.numel() for p in dense.parameters()),
-              sum(p.numel() for p in small.parameters()))
-    return {"speedup": speed["pruned"]["speedup"], "flop_ratio": flop_ratio,
+    mac_ratio = count_macs(dense, images[:1]) / count_macs(small, images[:1])
+    params = (count_parameters(dense), count_parameters(small))
+    return {"speedup": speed["pruned"]["speedup"], "mac_ratio": mac_ratio,
             "dense_ms": 1e3 * speed["dense"]["median_s"],
             "pruned_ms": 1e3 * speed["pruned"]["median_s"],
             "parameters": params}
@@ -270,7 +240,7 @@ def markdown_report(results):
         if r is None:
             continue
         lines.append(f"| {label}: CPU throughput at batch 256{target} | **{r['speedup']:.2f}x** "
-                     f"(MAC ratio: {r['flop_ratio']:.2f}x); {r['parameters'][1]:,} of "
+                     f"(MAC ratio: {r['mac_ratio']:.2f}x); {r['parameters'][1]:,} of "
                      f"{r['parameters'][0]:,} parameters; test accuracy {_pct(r['dense_acc'])} "
                      f"dense, {_pct(r['acc_after'])} after {r['fine_tune']} of fine-tuning |")
     for sparsity, r in results["storage"].items():
@@ -348,14 +318,13 @@ def main(argv=None):
     train_device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     log("data pipeline (three epochs with each pipeline)")
-    from data_pipeline import run as data_pipeline_run
     results["data_pipeline"] = data_pipeline_run()
     log(f"data pipeline: {results['data_pipeline']['speedup']:.1f}x")
 
     # CPU timings always run on CPU copies; training runs on the GPU when there is one
     results["structured"], models = bench_structured(train_device)
     for key, r in results["structured"].items():
-        log(f"structured {key}: {r['speedup']:.2f}x (MAC ratio {r['flop_ratio']:.2f}x), "
+        log(f"structured {key}: {r['speedup']:.2f}x (MAC ratio {r['mac_ratio']:.2f}x), "
             f"accuracy {r['dense_acc']:.2f}% -> {r['acc_after']:.2f}%")
     results["storage"] = bench_storage(models[0])
     results["accuracy"] = bench_accuracy(models[0], train_device)

@@ -4,6 +4,7 @@ Introduced in 00_start_here.
 """
 from __future__ import annotations
 
+import datetime
 import os
 import platform
 import random
@@ -13,8 +14,7 @@ from pathlib import Path
 import torch
 
 __all__ = ["project_dir", "course_seed", "course_threads", "in_colab", "pick_device",
-           "seed_everything",
-           "describe_device", "setup"]
+           "seed_everything", "describe_device", "cpu_name", "machine_info", "setup"]
 
 def project_dir() -> Path:
     """The folder where ``data/`` and ``checkpoints/`` live.
@@ -82,6 +82,32 @@ def describe_device(device: str | torch.device) -> str:
     hint = ("Runtime > Change runtime type > T4 GPU to turn one on (optional)" if in_colab()
             else "everything in this course runs on a CPU in minutes")
     return f"cpu: no GPU found; {hint}"
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo, else platform.processor())."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict[str, object]:
+    """Where measured numbers come from: CPU, cores, threads, OS, versions, GPU (or None), date.
+
+    ``make bench`` and ``make sweep`` print it with their tables.
+    """
+    gpu = None
+    if torch.cuda.is_available():
+        major, minor = torch.cuda.get_device_capability()
+        gpu = f"{torch.cuda.get_device_name()} (compute capability {major}.{minor})"
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
+            "torch": torch.__version__, "gpu": gpu,
+            "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M")}
 
 
 def setup(seed: int | None = None, device: str | torch.device | None = None,

@@ -1,4 +1,3 @@
-import importlib.util
 import shutil
 from pathlib import Path
 
@@ -32,17 +31,3 @@ def fashion_files(tmp_path):
     folder = tmp_path / "copy"
     shutil.copytree(SYSTEM_DIR, folder)
     return folder
-
-
-@pytest.fixture(scope="session")
-def load_script():
-    """Import a script of the repository (``benchmarks/run_all.py``, ...) as a module."""
-    root = Path(__file__).resolve().parents[1]
-
-    def load(relative_path):
-        spec = importlib.util.spec_from_file_location(Path(relative_path).stem,
-                                                      root / relative_path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    return load

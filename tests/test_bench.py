@@ -6,26 +6,23 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
+
+from benchmarks import run_all
+from course_utils.env import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def run_all(load_script):
-    return load_script("benchmarks/run_all.py")
-
-
-def fake_results(run_all, cuda=None):
+def fake_results(cuda=None):
     accuracy = {"dense": 89.7}
     for method in ("layer-wise", "global"):
         for s in run_all.SPARSITIES:
             accuracy[f"{method} {s}"] = {"method": method, "sparsity": s, "one_shot": 80.0,
                                          "fine_tuned": 88.0}
-    structured = {"speedup": 1.9, "flop_ratio": 2.1, "dense_ms": 1.0, "pruned_ms": 0.5,
+    structured = {"speedup": 1.9, "mac_ratio": 2.1, "dense_ms": 1.0, "pruned_ms": 0.5,
                   "parameters": [235146, 109386], "dense_acc": 89.7, "acc_before": 73.5,
                   "acc_after": 89.3, "fine_tune": "5 epochs"}
-    return {"machine": run_all.machine_info(), "seconds": 123.4,
+    return {"machine": machine_info(), "seconds": 123.4,
             "data_pipeline": {"epoch_seconds": {"per-sample": 6.3, "course": 0.7}, "speedup": 9.0,
                               "repeats": 3},
             "structured": {"mlp": structured, "cnn": dict(structured, speedup=3.1, flop_ratio=3.9),
@@ -36,14 +33,8 @@ def fake_results(run_all, cuda=None):
             "accuracy": accuracy, "cuda": cuda}
 
 
-def test_machine_info(run_all):
-    info = run_all.machine_info()
-    assert info["cores"] >= 1 and info["torch"] == torch.__version__
-    assert info["gpu"] is None or "compute capability" in info["gpu"]
-
-
-def test_markdown_report_cpu_only(run_all):
-    text = run_all.markdown_report(fake_results(run_all))
+def test_markdown_report_cpu_only():
+    text = run_all.markdown_report(fake_results())
     assert "**9.0x** faster" in text and "**1.90x**" in text and "**17.3x** smaller" in text
     assert ("SmallResNet, 50% of channels removed by Torch-Pruning: CPU throughput at batch 256"
             " | **2.30x**") in text
@@ -51,19 +42,19 @@ def test_markdown_report_cpu_only(run_all):
     assert "CPU only" in text and "make bench" in text
 
 
-def test_markdown_report_with_cuda(run_all):
+def test_markdown_report_with_cuda():
     cuda = {"device": "NVIDIA A100", "mlp_speedup_batch_4096": 1.5, "cnn_speedup_batch_4096": 2.5,
             "semi_structured": "NVIDIA A100, compute capability 8.0", "2:4_acc_fine_tuned": 89.1,
             "2:4_net_speedup_batch_10000": 0.9, "2:4_layer_4096_speedup": 1.3}
-    text = run_all.markdown_report(fake_results(run_all, cuda))
+    text = run_all.markdown_report(fake_results(cuda))
     assert "NVIDIA A100" in text and "1.30x" in text and "CPU only" not in text
     cuda = {"device": "Tesla T4", "mlp_speedup_batch_4096": 1.5, "cnn_speedup_batch_4096": 2.5,
             "semi_structured": "Tesla T4 has compute capability 7.5"}
-    assert "2:4 not measured: Tesla T4" in run_all.markdown_report(fake_results(run_all, cuda))
+    assert "2:4 not measured: Tesla T4" in run_all.markdown_report(fake_results(cuda))
 
 
-def test_write_outputs(run_all, tmp_path):
-    results = fake_results(run_all)
+def test_write_outputs(tmp_path):
+    results = fake_results()
     run_all.write_outputs(results, tmp_path / "mine")
     assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["results.json", "results.md"]
     assert not (tmp_path / "RESULTS.md").exists(), "a learner's run writes bench_results/ only"
@@ -73,19 +64,12 @@ def test_write_outputs(run_all, tmp_path):
     assert md_path.read_text() == committed.read_text() == run_all.markdown_report(results)
 
 
-def test_mask_2_4(run_all):
-    weight = torch.arange(16.0).reshape(2, 8) - 7
-    mask = run_all.mask_2_4(weight)
-    assert mask.sum() == 8 and torch.equal(mask.reshape(2, -1, 4).sum(-1), torch.full((2, 2), 2.0))
-    assert mask[0, 0] == 1 and mask[0, 3] == 0  # |-7| kept, |-4| dropped
-
-
 def test_committed_table_exists():
     text = (ROOT / "benchmarks" / "RESULTS.md").read_text()
     assert "make bench" in text and "Measured with" in text
 
 
-def test_update_readme(run_all, tmp_path):
+def test_update_readme(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# Title\n\n## "
                       f"Results\n\n{run_all.README_START}\nold\n{run_all.README_END}\n\n## Tests\n")

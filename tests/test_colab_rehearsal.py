@@ -24,20 +24,19 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from tools.notebook_cells import REPO_URL
+
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = os.environ.get("COURSE_COLAB_PYTHON")
 if not PYTHON:
     pytest.skip("the Colab rehearsal runs with `make test-colab` (it needs the oldest-versions "
                 "environment, .venv-oldest)", allow_module_level=True)
-sys.path.insert(0, str(ROOT / "tools"))
-from notebook_cells import REPO_URL  # noqa: E402
 
 DATA = Path("/usr/share/datasets/fashion-mnist")
 FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
@@ -57,24 +56,25 @@ torchvision.datasets.FashionMNIST.resources = {resources!r}
 '''
 
 
-def run(*command, **kwargs):
+def run_checked(*command, **kwargs):
     return subprocess.run(command, check=True, capture_output=True, text=True, **kwargs)
 
 
 def bare_repository_of_this_tree(folder):
     """A bare git repository whose main branch is this checkout's tracked files, as they are now."""
-    status = run("git", "status", "--porcelain", "--untracked-files=all", "course_utils", cwd=ROOT)
+    status = run_checked("git", "status", "--porcelain", "--untracked-files=all", "course_utils",
+                         cwd=ROOT)
     untracked = [line[3:] for line in status.stdout.splitlines() if line.startswith("??")]
     if untracked:
         pytest.fail(f"git add {' '.join(untracked)}: the rehearsal installs git's copy of the tree")
     who = {f"GIT_{role}_{key}": value for role in ("AUTHOR", "COMMITTER")
            for key, value in (("NAME", "Colab rehearsal"), ("EMAIL", "rehearsal@localhost"))}
-    snapshot = run("git", "stash", "create", cwd=ROOT,  # uncommitted edits too
+    snapshot = run_checked("git", "stash", "create", cwd=ROOT,  # uncommitted edits too
                    env={**os.environ, **who}).stdout.strip()
-    commit = snapshot or run("git", "rev-parse", "HEAD", cwd=ROOT).stdout.strip()
+    commit = snapshot or run_checked("git", "rev-parse", "HEAD", cwd=ROOT).stdout.strip()
     bare = folder / "course.git"
-    run("git", "init", "--quiet", "--bare", "--initial-branch=main", str(bare))
-    run("git", "push", "--quiet", str(bare), f"{commit}:refs/heads/main", cwd=ROOT)
+    run_checked("git", "init", "--quiet", "--bare", "--initial-branch=main", str(bare))
+    run_checked("git", "push", "--quiet", str(bare), f"{commit}:refs/heads/main", cwd=ROOT)
     return bare
 
 

@@ -3,6 +3,7 @@ import re
 from pathlib import Path
 
 import tomllib
+import torch
 
 from course_utils import env
 
@@ -31,23 +32,6 @@ def test_lower_bounds_only():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     for spec in project["dependencies"] + project["optional-dependencies"]["test"]:
         assert "==" not in spec and "<" not in spec, f"no pins or caps: {spec}"
-
-
-def test_repository_url_is_kept_once(load_script):
-    cells = load_script("tools/notebook_cells.py")
-    assert cells.REPO_URL.startswith("https://github.com/")
-    files = [*ROOT.glob("*.toml"), *ROOT.glob("*.md"), *ROOT.glob("course_utils/*.py"),
-             *ROOT.glob("tools/*.py"), *ROOT.glob("tests/*.py"), *ROOT.glob("instructors/*.md")]
-    holders = [p.name for p in files if cells.REPO_URL in p.read_text()]
-    assert holders == ["notebook_cells.py"], f"REPO_URL belongs in notebook_cells.py: {holders}"
-
-
-def test_colab_links_derive_from_repo_url(load_script):
-    cells = load_script("tools/notebook_cells.py")
-    assert cells.colab_url("00_start_here.ipynb") == (
-        "https://colab.research.google.com/github/pruning-course/pytorch-pruning-course"
-        "/blob/main/notebooks/00_start_here.ipynb")
-    assert cells.REPO_URL in cells.colab_install_line()
 
 
 def test_device_selection(monkeypatch):
@@ -118,3 +102,10 @@ def test_the_oldest_environment_tests_the_lower_bounds():
         pinned = tuple(int(x) for x in pins[name].split(".")[:2])
         ok = pinned == low or (name in colab_only and pinned < low)
         assert ok, f"{name}: {pins[name]} vs {bound}"
+
+
+def test_machine_info_names_the_cpu_and_the_versions():
+    info = env.machine_info()
+    assert info["cpu"] == env.cpu_name() and info["cpu"]
+    assert info["cores"] >= 1 and info["torch"] == torch.__version__
+    assert info["gpu"] is None or "compute capability" in info["gpu"]

@@ -1,15 +1,14 @@
 """The student edition is complete, solution-free and output-free; exercises and checks remain,
 and it runs top to bottom with every check saying "Not answered yet"."""
 import os
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from tools.make_student import NOTE, is_solution, make_student
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-from make_student import NOTE, is_solution, make_student  # noqa: E402
 
 # Executing the student edition: 00 and 02 (about 10 s each on 2 CPU cores) run with the unit
 # tests; COURSE_STUDENT_RUN_ALL=1 runs all eight (a few minutes: 04 trains for about a minute).

@@ -1,10 +1,7 @@
 """make sweep's table and summary, from fake runs (the sweep itself takes half an hour)."""
 import pytest
 
-
-@pytest.fixture(scope="module")
-def sweep(load_script):
-    return load_script("tools/sweep.py")
+from tools import sweep
 
 
 def fake_runs(gaps):
@@ -22,14 +19,14 @@ def fake_runs(gaps):
     return runs
 
 
-def test_summary_gives_mean_sd_and_range(sweep):
+def test_summary_gives_mean_sd_and_range():
     summary = sweep.summary(fake_runs([0.0, 0.5, 1.0, 0.5]))
     assert list(summary) == ["04 gap"], "speed notes are not claims"
     assert summary["04 gap"] == {"mean": 0.5, "sd": pytest.approx(0.3536, abs=1e-4), "min": 0.0,
                                  "max": 1.0, "n": 4}
 
 
-def test_markdown_lists_runs_claims_and_failures(sweep):
+def test_markdown_lists_runs_claims_and_failures():
     machine = {"date": "2026-11-25 12:00", "cpu": "Some CPU", "cores": 2, "python": "3.11",
                "torch": "2.4"}
     text = sweep.markdown(fake_runs([0.2, -1.5]), machine)
@@ -39,7 +36,7 @@ def test_markdown_lists_runs_claims_and_failures(sweep):
     assert "| 04 | speed-up | 1.7 to 2.4 |" in text and "Run time: 2 min" in text
 
 
-def test_merge_replaces_only_the_notebooks_run_again(sweep):
+def test_merge_replaces_only_the_notebooks_run_again():
     old = fake_runs([0.2, 0.4])
     for run in old:
         run["notebooks"]["05_global_pruning"] = {"passed": True, "seconds": 10.0, "claims": [],

@@ -1,6 +1,6 @@
 """Write the student edition: every notebook without outputs and without solution cells.
 
-    python tools/make_student.py [OUTPUT_DIR]     (default: student/; make student)
+    python -m tools.make_student [OUTPUT_DIR]     (default: student/; make student)
 
 Solution cells are the cells tagged ``solution`` (the worked solution and the line that announces
 it); exercises, starter cells and checks stay. Every check prints "Not answered yet" for a ``None``

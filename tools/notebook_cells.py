@@ -1,7 +1,7 @@
 """The Colab badge and install line of every notebook, derived from REPO_URL (kept here only).
 
-    python tools/notebook_cells.py          # re-stamp badges and Colab lines in notebooks/
-    python tools/notebook_cells.py --check  # exit 1 if any notebook is out of date
+    python -m tools.notebook_cells          # re-stamp badges and Colab lines in notebooks/
+    python -m tools.notebook_cells --check  # exit 1 if any notebook is out of date
 
 Authors also import ``title_cell`` and ``setup_cell`` when writing a new notebook.
 """

@@ -1,9 +1,9 @@
 """Prove the notebooks' claims on more than one run: ``make sweep``.
 
-    .venv/bin/python tools/sweep.py                       # seeds 0-4 x threads 1, 2: ten runs
-    .venv/bin/python tools/sweep.py --seeds 7 --threads 3 --out /tmp/c.md --json /tmp/c.json
-    .venv/bin/python tools/sweep.py --notebooks 06 --merge   # rerun 06, keep the other notebooks
-    .venv/bin/python tools/sweep.py --rewrite     # only rewrite the table from the last JSON
+    .venv/bin/python -m tools.sweep                       # seeds 0-4 x threads 1, 2: ten runs
+    .venv/bin/python -m tools.sweep --seeds 7 --threads 3 --out /tmp/c.md --json /tmp/c.json
+    .venv/bin/python -m tools.sweep --notebooks 06 --merge   # rerun 06, keep the other notebooks
+    .venv/bin/python -m tools.sweep --rewrite     # only rewrite the table from the last JSON
 
 Each run executes every notebook top to bottom in a fresh copy (its own empty ``COURSE_HOME``:
 no ``checkpoints/``, no ``data/``) with ``COURSE_SEED`` and ``COURSE_THREADS`` set, and
@@ -26,8 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from course_utils.env import machine_info
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 CLAIMS = ROOT / "benchmarks" / "CLAIMS.md"
@@ -199,7 +200,6 @@ def main(argv=None):
     notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     if args.notebooks:
         notebooks = [p for p in notebooks if p.name[:2] in args.notebooks]
-    from run_all import machine_info  # benchmarks/run_all.py: CPU, cores, versions
     previous = json.loads(Path(args.json).read_text())["runs"] if args.merge or args.rewrite else []
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
 

@@ -1,6 +1,6 @@
 """Train the reference baselines shipped with the package (a maintainer's tool).
 
-    .venv/bin/python tools/train_reference_baselines.py     # about a minute on 2 cores
+    .venv/bin/python -m tools.train_reference_baselines     # about a minute on 2 cores
 
 Trains ``Net``, ``SmallCNN`` and ``SmallResNet`` with ``train_baseline`` (seed 0, the fixed
 validation split), writes them to ``course_utils/baselines/`` and their SHA-256 to
@@ -9,16 +9,13 @@ files, so rerunning this changes the stored outputs of every notebook: re-execut
 ``make sweep`` after.
 """
 import hashlib
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from course_utils import Net, SmallCNN, accuracy, get_loaders, save_checkpoint  # noqa: E402
-from course_utils.checkpoints import REFERENCE_DIR, reference_sha256  # noqa: E402
-from course_utils.models import SmallResNet  # noqa: E402
-from course_utils.training import train_baseline  # noqa: E402
+from course_utils import Net, SmallCNN, accuracy, get_loaders, save_checkpoint
+from course_utils.baseline import REFERENCE_DIR, reference_sha256
+from course_utils.models import SmallResNet
+from course_utils.training import train_baseline
 
 
 def main(classes=(Net, SmallCNN, SmallResNet)):

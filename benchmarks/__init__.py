@@ -1,0 +1,1 @@
+"""``make bench``: ``python -m benchmarks.run_all`` from the repository root."""

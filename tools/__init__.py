@@ -1,0 +1,1 @@
+"""Maintainer scripts, run as modules from the repository root: ``python -m tools.<name>``."""
