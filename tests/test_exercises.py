@@ -3,11 +3,11 @@ does not give the answer away, and a missing answer (None) says "Not answered ye
 """
 import copy
 import math
-import re
 
 import pytest
 import torch
 import torch.nn as nn
+from helpers import digits
 from torch.nn.utils import prune
 
 from course_utils import exercises as ex
@@ -17,11 +17,6 @@ from course_utils.measure import count_macs
 from course_utils.models import Net
 from course_utils.pruning import amount_for_target, cubic_sparsity
 from course_utils.training import accuracy
-
-
-def digits(text):
-    """Digits left once identifiers such as fc1 or sparse95 are taken out."""
-    return re.findall(r"\d", re.sub(r"[A-Za-z_]\w*", "", text))
 
 
 def right(capsys, result):

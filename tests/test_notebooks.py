@@ -4,36 +4,32 @@ nbval itself executes the notebooks; these tests read the committed files.
 """
 import ast
 import re
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import digits
 
 from course_utils import exercises
+from tools.make_student import is_solution
+from tools.notebook_cells import colab_badge, colab_install_line, stamp
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 SIZE_BUDGET = 1_500_000  # bytes per notebook, outputs included
-sys.path.insert(0, str(ROOT / "tools"))
-from notebook_cells import colab_badge, colab_install_line  # noqa: E402
 
 
 def read(path):
     return nbformat.read(path, as_version=4)
 
 
-def markdown(nb):
+def markdown_of(nb):
     return "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
 
 
 def code_cells(nb):
     return [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
-
-
-def is_solution(cell):
-    return "solution" in cell.metadata.get("tags", [])
 
 
 def test_numbering_is_contiguous_and_snake_case():
@@ -56,7 +52,7 @@ def test_anatomy(path):
     assert 'if "google.colab" in sys.modules:' in setup.source
     assert colab_install_line() in setup.source
     assert "device = setup()" in setup.source
-    text = markdown(nb)
+    text = markdown_of(nb)
     for heading in ("## Key points", "## Exercises", "## Next"):
         assert heading in text, f"missing {heading}"
     assert len(re.findall(r"^### Exercise \d", text, flags=re.M)) >= 2, "at least two exercises"
@@ -94,7 +90,7 @@ def _links(text):
 
 @pytest.mark.parametrize("path", [*NOTEBOOKS, ROOT / "README.md"], ids=lambda p: p.name)
 def test_relative_links_resolve(path):
-    text = markdown(read(path)) if path.suffix == ".ipynb" else path.read_text()
+    text = markdown_of(read(path)) if path.suffix == ".ipynb" else path.read_text()
     for link in _links(text):
         if link.startswith(("http://", "https://", "#", "mailto:")):
             continue
@@ -104,7 +100,7 @@ def test_relative_links_resolve(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_next_link_points_to_next_notebook(path):
-    text = markdown(read(path))
+    text = markdown_of(read(path))
     next_section = text.split("## Next", 1)[1]
     index = NOTEBOOKS.index(path)
     if index + 1 < len(NOTEBOOKS):
@@ -113,13 +109,12 @@ def test_next_link_points_to_next_notebook(path):
 
 
 def test_badges_and_colab_lines_are_stamped():
-    from notebook_cells import stamp
     stale = [p.name for p in NOTEBOOKS if stamp(p, write=False)]
-    assert not stale, f"run python tools/notebook_cells.py: {stale}"
+    assert not stale, f"run python -m tools.notebook_cells: {stale}"
 
 
 def test_course_map_lists_every_notebook():
-    text = markdown(read(NOTEBOOK_DIR / "00_start_here.ipynb"))
+    text = markdown_of(read(NOTEBOOK_DIR / "00_start_here.ipynb"))
     readme = (ROOT / "README.md").read_text()
     for path in NOTEBOOKS:
         assert f"]({path.name})" in text, f"00's map lacks {path.name}"
@@ -159,11 +154,6 @@ def _output_text(cell):
         parts.append(output.get("text", ""))
         parts.append(str(output.get("data", {}).get("text/plain", "")))
     return "".join(parts)
-
-
-def _digits(text):
-    """Digits left once identifiers (fc1, sparse95, mask_2_4) are taken out."""
-    return re.findall(r"\d", re.sub(r"[A-Za-z_]\w*", "", text))
 
 
 def _exercise_cells(nb):
@@ -206,7 +196,7 @@ def test_exercises_check_the_learner_and_give_nothing_away(path):
             "a solution ends with the same check, so the test suite proves it right"
     for cell in checks + [c for c in code if is_solution(c)]:
         text = _output_text(cell)
-        assert not _digits(text), f"a check or solution output shows a number: {text!r}"
+        assert not digits(text), f"a check or solution output shows a number: {text!r}"
         assert "Traceback" not in text
     for cell in checks:
         assert "Not answered yet" in _output_text(cell) or "Correct!" in _output_text(cell), \

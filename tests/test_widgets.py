@@ -1,29 +1,18 @@
 """Unit tests for course_utils.widgets (the sparsity explorer of 03_validation)."""
-import copy
 import re
 
 import matplotlib
 import pytest
 import torch
-import torch.nn.utils.prune as prune
 
 matplotlib.use("Agg")
 
 from course_utils import Net, get_loaders  # noqa: E402
 from course_utils.data import TensorLoader  # noqa: E402
+from course_utils.pruning import pruned_copy  # noqa: E402
 from course_utils.widgets import SparsityExplorer  # noqa: E402
 
 LINE = re.compile(r"accuracy at (\d+(?:\.\d+)?)% sparsity: (\d+(?:\.\d+)?)%")
-
-
-def pruned_copy(model, amount, method):
-    pruned = copy.deepcopy(model)
-    for layer in (pruned.fc1, pruned.fc2, pruned.fc3):
-        if method == "l1":
-            prune.l1_unstructured(layer, name="weight", amount=amount)
-        else:
-            prune.random_unstructured(layer, name="weight", amount=amount)
-    return pruned
 
 
 @pytest.fixture(scope="module")
