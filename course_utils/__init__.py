@@ -7,11 +7,14 @@ stay in the notebooks:
 - ``data``: Fashion-MNIST in memory, batched by slicing (``get_loaders``).
 - ``models``: the article's ``Net``, ``SmallCNN``, ``SmallResNet``.
 - ``training``: ``train``, the article's ``validate``, ``predict``, ``accuracy``.
-- ``checkpoints``: atomic saves, checked loads, the reference baselines (``load_baseline``).
-- ``pruning``: ``prunable_weights``, ``pruned_copy``, ``make_permanent``, schedules.
+- ``checkpoints``: atomic saves and checked loads (file I/O only).
+- ``baseline``: the reference baselines every notebook starts from (``load_baseline``).
+- ``pruning``: ``prunable_weights``, ``pruned_copy``, ``make_permanent``, schedules, and the
+  rules of masked models (``PRUNABLE``, ``effective_weight``, ``masked_copy``, ...).
 - ``measure``: parameters, sparsity, file size, MACs (``FlopCounterMode``) and speed
   (``torch.utils.benchmark``).
-- ``surgery``: a smaller model without the pruned neurons or channels.
+- ``surgery``: the primitives of structured surgery (``keep_outputs``, ``keep_inputs``).
+- ``chain``: ``remove_pruned_units``, the self-checked surgery of a whole plain chain.
 - ``storage``: compact files for unstructured-sparse weights.
 - ``sparse_kernels``: CSR layers and 2:4 semi-structured sparsity.
 - ``plots`` and ``widgets``: the pictures and the interactive explorer.
@@ -21,12 +24,13 @@ stay in the notebooks:
 Helpers a notebook teaches are written out in that notebook, in a cell marked
 ``# saved in course_utils.<module>``; ``tests/test_saved_helpers.py`` keeps both copies equal.
 """
-from .checkpoints import load_baseline, load_checkpoint, save_checkpoint
+from .baseline import load_baseline
+from .checkpoints import load_checkpoint, save_checkpoint
 from .data import class_names, get_loaders, load_dataset
 from .env import pick_device, project_dir, setup
-from .models import Net, SmallCNN, parameter_table
+from .models import Net, SmallCNN, SmallResNet, parameter_table
 from .training import accuracy, predict, train, validate
 
 __all__ = ["load_baseline", "load_checkpoint", "save_checkpoint", "class_names", "get_loaders",
            "load_dataset", "pick_device", "project_dir", "setup", "Net", "SmallCNN",
-           "parameter_table", "accuracy", "predict", "train", "validate"]
+           "SmallResNet", "parameter_table", "accuracy", "predict", "train", "validate"]

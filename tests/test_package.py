@@ -53,3 +53,36 @@ def test_public_functions_have_type_hints(where, function):
         if parameter.name in ("self", "args", "kwargs") or (where, parameter.name) in UNHINTED:
             continue
         assert parameter.annotation is not inspect.Parameter.empty, f"{where}({parameter.name})"
+
+
+def course_imports():
+    """``{module: {course_utils modules it imports}}``, read from the source (relative imports)."""
+    graph = {}
+    for name in MODULES:
+        tree = ast.parse((ROOT / "course_utils" / f"{name}.py").read_text())
+        needs = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                needs |= {node.module} if node.module else {a.name for a in node.names}
+        graph[name] = needs & set(MODULES)
+    return graph
+
+
+def reachable(graph, start):
+    seen, todo = set(), list(graph[start])
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += graph[name]
+    return seen
+
+
+def test_modules_import_no_circle_and_files_sit_below_the_training_stack():
+    graph = course_imports()
+    circles = [name for name in MODULES if name in reachable(graph, name)]
+    assert not circles, f"modules that import themselves through others: {circles}"
+    training_stack = {"training", "data", "models", "baseline"}
+    for low in ("checkpoints", "storage", "pruning", "surgery", "measure", "sparse_kernels"):
+        above = reachable(graph, low) & training_stack
+        assert not above, f"{low} should not need the training stack, but imports {above}"
