@@ -246,11 +246,6 @@ class TensorLoader:
     def dataset_size(self) -> int:
         return len(self.labels)
 
-    def to(self, device: str | torch.device) -> TensorLoader:
-        """Move the whole split to ``device`` (for example ``'cuda'``); returns self."""
-        self.images, self.labels = self.images.to(device), self.labels.to(device)
-        return self
-
 
 def load_dataset(name: str = "fashion-mnist", data_dir: str | os.PathLike[str] | None = None,
                  download: bool = True, verbose: bool = True) -> dict[str, Any]:

@@ -101,9 +101,9 @@ def _synchronizer(device: str | torch.device) -> Callable[[], None]:
     return lambda: None
 
 
-def compare_speed(functions: dict[str, Callable[[], Any]], warmup: int = 3, repeats: int = 15,
-                  device: str | torch.device = "cpu", threads: int | None = None,
-                  label: str = "") -> dict[str, dict[str, Any]]:
+def compare_speed(functions: dict[str, Callable[[], Any]], *, warmup: int = 3, repeats: int = 15,
+                  threads: int | None = None, label: str = "",
+                  device: str | torch.device = "cpu") -> dict[str, dict[str, Any]]:
     """Time several zero-argument callables side by side with ``torch.utils.benchmark``.
 
     One ``benchmark.Timer`` per function (``threads`` CPU threads, torch's current number by
@@ -144,7 +144,7 @@ def compare_speed(functions: dict[str, Callable[[], Any]], warmup: int = 3, repe
             for name, m in measurements.items()}
 
 
-def compare_throughput(models: dict[str, nn.Module], example_input: torch.Tensor,
+def compare_throughput(models: dict[str, nn.Module], example_input: torch.Tensor, *,
                        warmup: int = 3, repeats: int = 15, threads: int | None = None,
                        label: str = "") -> dict[str, dict[str, Any]]:
     """Inference throughput of several models on the same batch, side by side (``compare_speed``).
@@ -153,7 +153,8 @@ def compare_throughput(models: dict[str, nn.Module], example_input: torch.Tensor
     relative to the first model. The models are put in eval mode.
     """
     calls = {name: partial(model.eval(), example_input) for name, model in models.items()}
-    results = compare_speed(calls, warmup, repeats, example_input.device, threads, label)
+    results = compare_speed(calls, warmup=warmup, repeats=repeats, threads=threads, label=label,
+                            device=example_input.device)
     for row in results.values():
         row["items_per_s"] = len(example_input) / row["median_s"]
     return results
@@ -170,8 +171,8 @@ def cpu_copy(model: nn.Module) -> nn.Module:
     return masked_copy(model).cpu().eval()
 
 
-def cpu_throughput(models: dict[str, nn.Module], images: torch.Tensor, batch_size: int = 256,
-                   threads: int | None = None, warmup: int = 3, repeats: int = 15,
+def cpu_throughput(models: dict[str, nn.Module], images: torch.Tensor, *, batch_size: int = 256,
+                   warmup: int = 3, repeats: int = 15, threads: int | None = None,
                    label: str = "") -> dict[str, dict[str, Any]]:
     """``compare_throughput`` on the CPU, on one batch of ``images``, whatever ``device`` is.
 
@@ -184,7 +185,8 @@ def cpu_throughput(models: dict[str, nn.Module], images: torch.Tensor, batch_siz
     for name, model in models.items():
         device = _device_of(model)
         on_cpu[name] = model if device.type == "cpu" else cpu_copy(model)
-    return compare_throughput(on_cpu, batch.cpu(), warmup, repeats, threads, label)
+    return compare_throughput(on_cpu, batch.cpu(), warmup=warmup, repeats=repeats,
+                              threads=threads, label=label)
 
 
 def _device_of(model: nn.Module) -> torch.device:
