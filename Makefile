@@ -14,8 +14,9 @@ lab: $(STAMP) data  ## start JupyterLab on notebooks/ (localhost, token authenti
 test: lint  ## every test: lint, unit tests, notebook hygiene, nbval over every notebook
 	$(PY) -m pytest
 
-lint: $(STAMP)  ## ruff over course_utils, tools, tests, benchmarks and the notebooks' code
+lint: $(STAMP)  ## ruff over course_utils, tools, tests, benchmarks and the notebooks' code; formatting
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 # The oldest versions the course promises (requirements-oldest.txt), in a second environment.
 # course_utils is not installed there: test-oldest imports it from this checkout, and the Colab
