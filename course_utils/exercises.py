@@ -246,6 +246,7 @@ def check_parameter_count(model_or_count: Any, expected: Any = None) -> Verdict:
         count = count_parameters(model_or_count)
     else:
         count = _number(model_or_count, "`n_params`")
+        _require(count == int(count), "a number of parameters is a whole number.")
     if count == sum(a * b for a, b in sizes):
         raise ExerciseCheckError("Not yet: you counted the weights only; every layer has biases "
                                  "too.")

@@ -170,6 +170,7 @@ def test_check_parameter_count(capsys, net):
     right(capsys, ex.check_parameter_count(net))
     right(capsys, ex.check_parameter_count(235_146))
     assert "you have 10" in wrong(lambda: ex.check_parameter_count(10), 235_146)
+    assert "whole" in wrong(lambda: ex.check_parameter_count(235_146.5), 235_146)  # not "235,146"
     assert "biases" in wrong(lambda: ex.check_parameter_count(784 * 256 + 256 * 128 + 128 * 10),
                              235_146)
 
