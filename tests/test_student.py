@@ -9,7 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
-from make_student import NOTE, is_solution, make_student  # noqa: E402
+from make_student import COLAB, NOTE, is_solution, make_student  # noqa: E402
+from notebook_cells import colab_url  # noqa: E402
 
 # Executing the student edition: 00 and 02 (about 10 s each on 2 CPU cores) run with the unit
 # tests; COURSE_STUDENT_RUN_ALL=1 runs all eight (a few minutes: 04 trains for about a minute).
@@ -33,6 +34,10 @@ def test_student_edition(tmp_path):
         kept = [c.source for c in original.cells if not is_solution(c)]
         assert sources[1:] == kept[1:], "everything else, exercises and checks included, stays"
         assert "Student edition" in student.cells[0].source
+        # A badge could only open the full edition on GitHub (student/ is not published): the
+        # student notebook says how to open itself on Colab instead (issue 21).
+        assert colab_url(original_path.name) in original.cells[0].source
+        assert "colab-badge" not in student.cells[0].source and COLAB in student.cells[0].source
         text = "\n".join(c.source for c in student.cells[1:]).lower()
         for words in ("hidden solution", "hidden worked", "collapsed", "worked solution"):
             assert words not in text, f"the student edition mentions missing solutions: {words}"
@@ -41,6 +46,8 @@ def test_student_edition(tmp_path):
                 assert cell.outputs == [] and cell.execution_count is None
         nbformat.validate(student)
     assert "hidden" not in NOTE.lower() and "collapsed" not in NOTE.lower()
+    for what_a_wrong_answer_does in ("Not yet:", "stops *Run All*", "back to `None`"):
+        assert what_a_wrong_answer_does in NOTE
 
 
 def test_regenerated_not_hand_edited(tmp_path):
