@@ -28,7 +28,7 @@ import copy
 import functools
 import math
 import numbers
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
@@ -56,7 +56,7 @@ class ExerciseCheckError(AssertionError):
     it is an ordinary ``AssertionError``.
     """
 
-    def _render_traceback_(self):
+    def _render_traceback_(self) -> list[str]:
         message = str(self)
         if message.startswith("Not yet:"):
             message = message[len("Not yet:"):].lstrip()
@@ -65,7 +65,7 @@ class ExerciseCheckError(AssertionError):
                 "this check again; set it back to None to run past it.)\x1b[0m"]
 
 
-def exercise_check(function):
+def exercise_check(function: Callable[..., Verdict]) -> Callable[..., Verdict]:
     """Make ``function`` an exercise check that never shows more than its hint.
 
     ``ExerciseCheckError`` passes through; any other error raised while judging an answer (an
