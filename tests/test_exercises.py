@@ -1,5 +1,6 @@
 """Exercise checks: right answers pass without showing their value, wrong ones raise a hint that
 does not give the answer away, and a missing answer (None) says "Not answered yet" without raising.
+(What a learner sees of a wrong answer in a real kernel: tests/test_exercises_kernel.py.)
 """
 import copy
 import math
@@ -12,7 +13,7 @@ from torch.nn.utils import prune
 
 from course_utils import exercises as ex
 from course_utils.data import TensorLoader, class_names
-from course_utils.exercises import ExerciseCheckError, check, check_close
+from course_utils.exercises import ExerciseCheckError, check, check_close, exercise_check
 from course_utils.measure import count_macs
 from course_utils.models import Net
 from course_utils.pruning import amount_for_target, cubic_sparsity
@@ -76,6 +77,48 @@ def test_verdict_is_a_bool_that_shows_nothing(capsys):
     assert hasattr(verdict, "_ipython_display_") and verdict._ipython_display_() is None
 
 
+def test_a_wrong_answer_draws_its_hint_and_nothing_else():
+    """IPython asks the exception for _render_traceback_: the hint, marked "Not yet", no frame."""
+    try:
+        ex.check_max_free(40, {"l1": {0: 90.0, 20: 89.9, 40: 89.5, 60: 89.1}}, [0, 20, 40, 60],
+                          90.0)
+    except ExerciseCheckError as error:
+        lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in error._render_traceback_()]
+    assert lines[0].startswith("Not yet: look at curve['l1']"), lines
+    assert "Run All stops" in lines[1]
+    text = "\n".join(lines)
+    assert "Traceback" not in text and "expected" not in text and "def " not in text
+
+
+EXERCISE_CHECKS = [name for name in dir(ex) if name.startswith("check_") and name != "check_close"]
+
+
+@pytest.mark.parametrize("name", EXERCISE_CHECKS)
+def test_every_check_is_guarded(name):
+    """A check added later (notebook 09's too) fails here until it wears @exercise_check."""
+    assert getattr(getattr(ex, name), "exercise_check", False), \
+        f"decorate {name} with @exercise_check"
+    assert name in ex.__all__
+
+
+def test_an_unforeseen_answer_becomes_a_hint_without_the_checker():
+    @exercise_check
+    def check_demo(answer):
+        expected = 42
+        return check(len(answer) == expected, "ok", "no")
+
+    with pytest.raises(ExerciseCheckError, match="raised TypeError") as info:
+        check_demo(5)                                   # len(5) fails inside the check
+    assert info.value.__context__ is None and info.value.__cause__ is None
+    assert "42" not in str(info.value)
+    with pytest.raises(ExerciseCheckError, match="Not yet: no"):
+        check_demo("abc")                               # the check's own hint passes through
+    with pytest.raises(ExerciseCheckError, match="raised"):
+        ex.check_residual_group(5)                      # a number where names were asked
+    with pytest.raises(ExerciseCheckError, match="raised ZeroDivisionError"):
+        ex.check_mask_2_4_outputs(lambda w: 1 / 0, torch.ones(8, 8))   # the learner's function
+
+
 # 00 ---------------------------------------------------------------------------------------------
 
 def test_check_sneaker_count(capsys, loader):
@@ -101,6 +144,20 @@ def test_check_normalisation(capsys, loader):
     wrong(lambda: ex.check_normalisation(mean, std * 1.1, loader), mean, std)
 
 
+def test_check_normalisation_wants_the_values_computed(capsys):
+    """00 Ex2 accepted 0.0 and 1.0, typed without computing anything (issue 21)."""
+    images = torch.randn(300, 784, generator=torch.Generator().manual_seed(2))
+    images = (images - images.mean()) / images.std() * 0.99969 - 3.26e-4  # like the training split
+    loader = TensorLoader(images, torch.zeros(300, dtype=torch.long), batch_size=64)
+    mean, std = images.mean().item(), images.std().item()
+    for guess in ((0.0, 1.0), (0, 1), (round(mean, 4), round(std, 4))):
+        message = wrong(lambda guess=guess: ex.check_normalisation(*guess, loader), mean, std)
+        assert "Compute them" in message
+    right(capsys, ex.check_normalisation(mean, std, loader))
+    right(capsys, ex.check_normalisation(images.double().mean().item(),
+                                         images.double().std().item(), loader))
+
+
 # 01 ---------------------------------------------------------------------------------------------
 
 def test_check_parameter_count(capsys, net):
@@ -108,6 +165,7 @@ def test_check_parameter_count(capsys, net):
     right(capsys, ex.check_parameter_count(net))
     right(capsys, ex.check_parameter_count(235_146))
     assert "you have 10" in wrong(lambda: ex.check_parameter_count(10), 235_146)
+    assert "whole" in wrong(lambda: ex.check_parameter_count(235_146.5), 235_146)  # not "235,146"
     assert "biases" in wrong(lambda: ex.check_parameter_count(784 * 256 + 256 * 128 + 128 * 10),
                              235_146)
 
@@ -131,6 +189,17 @@ def test_check_second_amount(capsys, net):
     for bad in (0.3, 0.5, 0.4):
         assert "left" in wrong(lambda bad=bad: ex.check_second_amount(bad, net), 0.375).lower()
     wrong(lambda: ex.check_second_amount(1.5, net), 0.375)
+
+
+def test_check_second_amount_takes_integer_amounts(capsys, net):
+    """02 Ex1 rejected amount=9830, which PyTorch accepts and which gives exactly 50% (issue 21)."""
+    right(capsys, ex.check_second_amount(9830, net))
+    right(capsys, ex.check_second_amount(torch.tensor(9830), net))
+    assert "integer" in wrong(lambda: ex.check_second_amount(9830.0, net), 0.375, 9830)
+    assert "THIS call" in wrong(lambda: ex.check_second_amount(16384, net), 0.375, 9830)
+    for bad in (-5, 40_000, 9000):
+        wrong(lambda bad=bad: ex.check_second_amount(bad, net), 0.375, 9830)
+    assert "precise" in wrong(lambda: ex.check_second_amount(0.37, net), 0.375, 9830)
 
 
 def test_check_permanent(capsys, net):
@@ -183,6 +252,20 @@ def test_check_cubic_amounts(capsys, net):
     assert "target" in wrong(lambda: ex.check_cubic_amounts(targets, net), *shown)
     wrong(lambda: ex.check_cubic_amounts(amounts[:3], net), *shown)
     wrong(lambda: ex.check_cubic_amounts([0.225] * 4, net), *shown)
+
+
+def test_check_cubic_amounts_says_when_precision_is_the_issue(capsys, net):
+    """04 Ex1 answered amounts right to 3 decimals with "amount number 1 is not right" (issue 21).
+    Integer amounts (numbers of weights, which 04 teaches) are judged too."""
+    targets = [cubic_sparsity(t, 4, 0.9) for t in range(1, 5)]
+    amounts = [amount_for_target(a, b) for a, b in zip([0.0] + targets, targets)]
+    shown = [round(a, 4) for a in amounts]
+    message = wrong(lambda: ex.check_cubic_amounts([round(a, 3) for a in amounts], net), *shown)
+    assert "precise" in message and "amount number" not in message
+    total = net.fc2.weight.numel()
+    counts = [round(t * total) for t in targets]
+    right(capsys, ex.check_cubic_amounts([b - a for a, b in zip([0] + counts, counts)], net))
+    assert "larger than" in wrong(lambda: ex.check_cubic_amounts([total] * 4, net), *shown)
 
 
 def _final_model():
@@ -287,6 +370,25 @@ def test_check_quarter_model(capsys, net):
     wrong(lambda: ex.check_quarter_model(params, 1 / ratio, net, x), ratio)
     wrong(lambda: ex.check_quarter_model(params + 10, ratio, net, x), params, ratio)
     wrong(lambda: ex.check_quarter_model(params, 4.0, net, x), ratio)
+
+
+def test_check_quarter_model_tells_upside_down_from_the_parameter_ratio(capsys, net):
+    """06 Ex2: the two ratios agree to 1e-3, so an upside-down MAC ratio got "that is the
+    parameter ratio, use count_macs" and "upside down" was never reached (issue 21)."""
+    x = torch.randn(1, 784)
+    params = (784 * 64 + 64) + (64 * 32 + 32) + (32 * 10 + 10)
+    ratio = count_macs(net, x) / (784 * 64 + 64 * 32 + 32 * 10)
+    param_ratio = sum(p.numel() for p in net.parameters()) / params
+    for upside_down in (1 / ratio, round(1 / ratio, 4), 1 / param_ratio):
+        message = wrong(lambda u=upside_down: ex.check_quarter_model(params, u, net, x), ratio)
+        assert "upside down" in message and "parameter ratio" not in message.split(".")[0]
+    assert "parameter ratio" in wrong(lambda: ex.check_quarter_model(params, param_ratio, net, x),
+                                      ratio)
+    assert "precise" in wrong(lambda: ex.check_quarter_model(params, round(ratio, 2), net, x),
+                              ratio)
+    assert "percent" in wrong(lambda: ex.check_quarter_model(params, 100 * ratio, net, x), ratio)
+    assert "removed" in wrong(lambda: ex.check_quarter_model(params, 1 - 1 / ratio, net, x), ratio)
+    right(capsys, ex.check_quarter_model(params, round(ratio, 4), net, x))
 
 
 # 07 ---------------------------------------------------------------------------------------------

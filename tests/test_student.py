@@ -6,7 +6,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tools.make_student import NOTE, is_solution, make_student
+from tools.make_student import COLAB, NOTE, is_solution, make_student
+from tools.notebook_cells import colab_url
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,6 +33,10 @@ def test_student_edition(tmp_path):
         kept = [c.source for c in original.cells if not is_solution(c)]
         assert sources[1:] == kept[1:], "everything else, exercises and checks included, stays"
         assert "Student edition" in student.cells[0].source
+        # A badge could only open the full edition on GitHub (student/ is not published): the
+        # student notebook says how to open itself on Colab instead (issue 21).
+        assert colab_url(original_path.name) in original.cells[0].source
+        assert "colab-badge" not in student.cells[0].source and COLAB in student.cells[0].source
         text = "\n".join(c.source for c in student.cells[1:]).lower()
         for words in ("hidden solution", "hidden worked", "collapsed", "worked solution"):
             assert words not in text, f"the student edition mentions missing solutions: {words}"
@@ -40,6 +45,8 @@ def test_student_edition(tmp_path):
                 assert cell.outputs == [] and cell.execution_count is None
         nbformat.validate(student)
     assert "hidden" not in NOTE.lower() and "collapsed" not in NOTE.lower()
+    for what_a_wrong_answer_does in ("Not yet:", "stops *Run All*", "back to `None`"):
+        assert what_a_wrong_answer_does in NOTE
 
 
 def test_regenerated_not_hand_edited(tmp_path):

@@ -6,17 +6,29 @@ Solution cells are the cells tagged ``solution`` (the worked solution and the li
 it); exercises, starter cells and checks stay. Every check prints "Not answered yet" for a ``None``
 answer instead of raising, so the student edition runs top to bottom (tests/test_student.py).
 The folder is regenerated from notebooks/ every time: never edit it by hand.
+
+The student edition is not in the repository (student/ is ignored by git), so an "Open in Colab"
+badge could only open the full edition on GitHub: each student notebook has, in its place, a line
+that says how to open that file on Colab (upload it), and the README says why.
 """
 import shutil
 import sys
 from pathlib import Path
 
 import nbformat
+from notebook_cells import BADGE_RE
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTE = ("> **Student edition.** This edition has no outputs and no worked solutions: run the cells "
-        "yourself. Each exercise's check cell says \"Not answered yet\" while your answer is "
-        "`None`, and tells you whether you are right once you have answered.")
+        "yourself. Each exercise's check cell says **\"Not answered yet\"** while your answer is "
+        "`None`, **\"Correct!\"** once it is right, and **\"Not yet:\"** with a hint (never the "
+        "answer) while it is wrong. A wrong answer stops *Run All* at its check, as a failed "
+        "`assert` would: change your answer, run its cell and the check again, or set it back to "
+        "`None` to run past it.")
+COLAB = ("*On Colab:* open [colab.research.google.com](https://colab.research.google.com), "
+         "*File > Upload notebook*, and choose this file (the course's *Open in Colab* badges open "
+         "the full edition on GitHub, with outputs and solutions; this edition is made on your "
+         "machine).")
 
 
 def is_solution(cell):
@@ -31,7 +43,7 @@ def student_copy(nb):
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
         cell.metadata.pop("execution", None)
-    nb.cells[0].source += "\n\n" + NOTE
+    nb.cells[0].source = BADGE_RE.sub(COLAB, nb.cells[0].source) + "\n\n" + NOTE
     nb.metadata.pop("widgets", None)
     return nb
 
