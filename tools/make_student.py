@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 import nbformat
-from notebook_cells import BADGE_RE
+
+from tools.notebook_cells import BADGE_RE
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTE = ("> **Student edition.** This edition has no outputs and no worked solutions: run the cells "
