@@ -123,7 +123,8 @@ def claims_table(runs, kind):
     """Rows ``(notebook, name) -> entry`` over all runs, in first-seen order.
 
     An entry holds the bound as the latest run recorded it (``bound``, ``at_least``,
-    ``at_most``), the sentence (``says``), the values of every run and how many passed.
+    ``at_most``), the sentence (``says``), the values of every run and how many of them are
+    within that bound (runs merged from an earlier sweep are judged by today's bound).
     """
     table = {}
     for run in runs:
@@ -131,11 +132,14 @@ def claims_table(runs, kind):
             for row in result["claims"]:
                 if row["kind"] != kind:
                     continue
-                entry = table.setdefault((notebook, row["name"]), {"values": [], "passed": 0})
+                entry = table.setdefault((notebook, row["name"]), {"values": []})
                 entry.update(bound=_bound(row), at_least=row["at_least"],
                              at_most=row["at_most"], says=row.get("says", ""))
                 entry["values"].append(row["value"])
-                entry["passed"] += row["passed"]
+    for entry in table.values():
+        low, high = entry["at_least"], entry["at_most"]
+        entry["passed"] = sum((low is None or v >= low) and (high is None or v <= high)
+                              for v in entry["values"])
     return table
 
 
