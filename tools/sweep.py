@@ -329,7 +329,7 @@ def main(argv=None):
         if Path(args.out).resolve() == CLAIMS:  # the summary goes with the committed table
             SUMMARY.write_text(json.dumps(summary(runs), indent=1, sort_keys=True) + "\n")
     failed = sum(not r["passed"] for run in runs for r in run["notebooks"].values())
-    print(f"Wrote {args.out}: {len(runs)} runs, {failed} failed notebook runs, "
+    print(f"Wrote {args.json if EXPLORE else args.out}: {len(runs)} runs, {failed} failed notebook runs, "
           f"{total_seconds(runs) / 60:.1f} min of notebook time")
     return 1 if failed else 0
 
