@@ -298,8 +298,9 @@ def main(argv=None):
     parser.add_argument("--notebooks", nargs="+", default=None,
                         help="numbers, e.g. 04 05 (default: all)")
     parser.add_argument("--out", default=str(CLAIMS))
-    parser.add_argument("--json", default=str(RUNS),
-                        help="the runs, kept between sweeps (default benchmarks/sweep_runs.json)")
+    parser.add_argument("--json", default=None,
+                        help="the runs, kept between sweeps (default benchmarks/sweep_runs.json; "
+                             "with --explore, bench_results/sweep_explore.json)")
     parser.add_argument("--explore", action="store_true", help="record claims without stopping")
     parser.add_argument("--merge", action="store_true",
                         help="keep the runs of --json: replace only the same CPU, seed and "
@@ -310,6 +311,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     global EXPLORE
     EXPLORE = args.explore
+    if args.json is None:  # exploring never overwrites the committed runs
+        args.json = str(ROOT / "bench_results" / "sweep_explore.json" if EXPLORE else RUNS)
     notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     if args.notebooks:
         notebooks = [p for p in notebooks if p.name[:2] in args.notebooks]
@@ -329,8 +332,8 @@ def main(argv=None):
         if Path(args.out).resolve() == CLAIMS:  # the summary goes with the committed table
             SUMMARY.write_text(json.dumps(summary(runs), indent=1, sort_keys=True) + "\n")
     failed = sum(not r["passed"] for run in runs for r in run["notebooks"].values())
-    print(f"Wrote {args.json if EXPLORE else args.out}: {len(runs)} runs, {failed} failed notebook runs, "
-          f"{total_seconds(runs) / 60:.1f} min of notebook time")
+    print(f"Wrote {args.json if EXPLORE else args.out}: {len(runs)} runs, {failed} failed "
+          f"notebook runs, {total_seconds(runs) / 60:.1f} min of notebook time")
     return 1 if failed else 0
 
 
