@@ -119,6 +119,9 @@ def test_every_claim_states_its_sentence_and_can_fail(load_script):
     summary = claims.sweep_summary()
     silent = [name for name, spread in summary.items() if not spread.get("says")]
     assert not silent, f"give these claims says='the sentence they back': {silent}"
+    outside = {name: spread["distance"] for name, spread in summary.items()
+               if spread["distance"] < 0}
+    assert not outside, f"a run of the sweep fell outside these bounds (by): {outside}"
     loose = {name: f"{spread['slack_sd']:.1f} sd, {spread['distance']:.3g} from the bound, "
                    f"effect {spread['median']:.3g}"
              for name, spread in summary.items() if sweep.unfalsifiable(spread)}
