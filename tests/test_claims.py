@@ -55,6 +55,13 @@ def test_sanity_asserts_with_its_reason_and_is_recorded_apart(log):
         ("sanity", True, "masks skip no arithmetic"), ("sanity", False, "masks skip no arithmetic")]
 
 
+def test_a_timing_sanity_check_prints_a_note_instead_of_stopping(log, capsys):
+    sanity("masked speed-up", 1.3, at_most=1.25, why="masks skip no arithmetic", timing=True)
+    assert capsys.readouterr().out.startswith("Note: masked speed-up measured 1.30, outside at "
+                                              "most 1.25")
+    assert rows(log)[0]["passed"] is False, "the sweep still sees it"
+
+
 def test_explore_mode_records_without_stopping(log, monkeypatch, capsys):
     monkeypatch.setenv("COURSE_CLAIMS_EXPLORE", "1")
     claim("gap", -5, at_least=0)
