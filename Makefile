@@ -58,8 +58,8 @@ execute: $(STAMP)  ## re-run every notebook top to bottom and store its outputs
 bench: $(STAMP)  ## measure the results table on this machine (writes bench_results/, prints it)
 	$(PY) -m benchmarks.run_all
 
-sweep: $(STAMP)  ## every notebook under seeds 0-4 x threads 1, 2: proves the claims (benchmarks/CLAIMS.md)
-	$(PY) -m tools.sweep
+sweep: $(STAMP)  ## every notebook under seeds 0-4 x threads 1, 2: proves the claims (benchmarks/CLAIMS.md); SWEEP_ARGS=--merge adds another CPU's runs
+	$(PY) -m tools.sweep $(SWEEP_ARGS)
 
 student: $(STAMP)  ## write the student edition (no outputs, no solutions) into student/
 	$(PY) -m tools.make_student

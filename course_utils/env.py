@@ -17,15 +17,22 @@ __all__ = ["project_dir", "course_seed", "course_threads", "in_colab", "pick_dev
            "seed_everything", "describe_device", "cpu_name", "machine_info", "setup"]
 
 def project_dir() -> Path:
-    """The folder where ``data/`` and ``checkpoints/`` live.
+    """The folder where ``data/`` and ``checkpoints/`` live: the folder the learner works in.
 
     ``COURSE_HOME`` when set (``make sweep`` gives each run a fresh one); else the course
-    checkout above this package; else (a pip install on Colab) the current working directory.
+    project that holds the current directory (the nearest folder, the current one or above,
+    with a ``pyproject.toml`` and a ``notebooks/`` folder: a notebook runs in ``notebooks/``);
+    else the current directory (Colab, a pip install). Never the folder the package was
+    installed from: with an editable install from another checkout, the learner's files stay
+    in the checkout they work in. ``setup()`` prints it.
     """
     if os.environ.get("COURSE_HOME"):
         return Path(os.environ["COURSE_HOME"])
-    root = Path(__file__).resolve().parents[1]
-    return root if (root / "pyproject.toml").is_file() else Path.cwd()
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "notebooks").is_dir():
+            return folder
+    return here
 
 
 def _whole_number(variable: str, default: int | None, minimum: int) -> int | None:
@@ -136,4 +143,5 @@ def setup(seed: int | None = None, device: str | torch.device | None = None,
               f"torchvision {torchvision.__version__}")
         print(f"Device: {describe_device(device)}{' · on Colab' if in_colab() else ''} · "
               f"seed {seed} · {torch.get_num_threads()} CPU threads")
+        print(f"Data and checkpoints in {project_dir()}")
     return device

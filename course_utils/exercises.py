@@ -544,10 +544,10 @@ def check_norm_overlap(overlap: Any, baseline: Any, masked: Any) -> Verdict:
 
 
 @exercise_check
-def check_quarter_model(n_params_75: Any, flop_ratio_75: Any, baseline: Any,
+def check_quarter_model(n_params_75: Any, mac_ratio_75: Any, baseline: Any,
                         example_input: Any) -> Verdict:
     """06 Exercise 2: parameters and FLOP (MAC) ratio of the MLP with 75% of its neurons removed."""
-    if n_params_75 is None or flop_ratio_75 is None:
+    if n_params_75 is None or mac_ratio_75 is None:
         return not_answered("remove three quarters of the neurons of fc1 and fc2 of a fresh copy, "
                             "then count its parameters and its MAC ratio.")
     sizes = [baseline.fc1.in_features, baseline.fc1.out_features // 4,
@@ -560,7 +560,7 @@ def check_quarter_model(n_params_75: Any, flop_ratio_75: Any, baseline: Any,
     _require(params == expected_params,
              "75% of the neurons of fc1 and of fc2 go; count the weights and biases of the "
              "three smaller layers (count_parameters does it).")
-    ratio = _number(flop_ratio_75, "`flop_ratio_75`")
+    ratio = _number(mac_ratio_75, "`mac_ratio_75`")
     param_ratio = count_parameters(baseline) / expected_params
     # The parameter ratio and the MAC ratio differ by a few 1e-4 only (biases cost no
     # multiplications): the right ratio is tested first, then "upside down" (which covers both

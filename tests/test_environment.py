@@ -88,6 +88,21 @@ def test_course_home_moves_data_and_checkpoints(monkeypatch, tmp_path):
     assert course_data_dir() == tmp_path / "data" and checkpoint_dir() == tmp_path / "checkpoints"
 
 
+def test_project_dir_follows_the_folder_the_learner_works_in(monkeypatch, tmp_path):
+    """Not the checkout the package was installed from (issue 20): the project above the
+    current directory, else the current directory."""
+    monkeypatch.delenv("COURSE_HOME", raising=False)
+    project = tmp_path / "my-course"
+    (project / "notebooks").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("[project]\n")
+    monkeypatch.chdir(project / "notebooks")
+    assert env.project_dir() == project.resolve()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert env.project_dir() == elsewhere.resolve()
+
+
 def test_the_oldest_environment_tests_the_lower_bounds():
     """requirements-oldest.txt pins each package at pyproject's lower bound (same minor release)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
