@@ -4,6 +4,7 @@ does not give the answer away, and a missing answer (None) says "Not answered ye
 """
 import copy
 import math
+import re
 
 import pytest
 import torch
