@@ -85,7 +85,7 @@ def n_m_mask(scores: torch.Tensor, n: int = 2, m: int = 4) -> torch.Tensor:
 
 
 @torch.no_grad()
-def magnitude_prune_(linear: nn.Linear, gram: torch.Tensor, sparsity: float = 0.5,
+def magnitude_prune_(linear: nn.Linear, gram: torch.Tensor | None, sparsity: float = 0.5,
                      n_m: tuple[int, int] | None = None) -> None:
     """Zero the smallest ``|W|`` of the whole layer (or of every N:M group); ``gram`` is unused."""
     scores = linear.weight.abs()
@@ -153,15 +153,15 @@ PRUNERS: dict[str, Callable[..., None]] = {"magnitude": magnitude_prune_, "wanda
 """The one-shot criteria by name, each ``fn(linear, gram, sparsity, n_m)``."""
 
 
-def calibration_windows(corpus, count: int = 128, context: int = 64, seed: int | None = None,
-                        device: str | torch.device = "cpu") -> torch.Tensor:
-    """``count`` random windows of *training* text (never validation), drawn with ``seed``.
+def calibration_windows(corpus, count: int = 64, context: int = 64, seed: int | None = None,
+                        device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` random windows of *training* text (never validation) and their next characters.
 
-    ``seed`` defaults to ``course_seed()``, so ``make sweep`` varies the calibration set.
+    Drawn with ``seed``, by default ``course_seed()``, so ``make sweep`` varies the calibration
+    set. One-shot pruning reads only the inputs; head scores need the targets too.
     """
     generator = torch.Generator().manual_seed(course_seed() if seed is None else seed)
-    inputs, _ = corpus.batch(count, context, generator, split="train", device=device)
-    return inputs
+    return corpus.batch(count, context, generator, split="train", device=device)
 
 
 @torch.no_grad()
@@ -191,7 +191,8 @@ def prune_transformer(model: nn.Module, calibration: torch.Tensor, method: str =
     forward pass collects ``input_grams``), are pruned by ``PRUNERS[method]``, and the block's
     outputs feed the next block. ``sequential=True`` (as in SparseGPT and Wanda) runs them
     through the already-pruned block, so later layers calibrate on the inputs they will get;
-    ``sequential=False`` uses the dense model's activations throughout.
+    ``sequential=False`` uses the dense model's activations throughout. Magnitude pruning reads
+    no data and skips the calibration pass.
     """
     _check_model(model)
     if method not in PRUNERS:
@@ -203,6 +204,10 @@ def prune_transformer(model: nn.Module, calibration: torch.Tensor, method: str =
     ids = calibration.to(next(model.parameters()).device)
     hidden = pruned.tok_emb(ids) + pruned.pos_emb(torch.arange(ids.shape[1], device=ids.device))
     for block, dense_block in zip(pruned.blocks, model.blocks):
+        if method == "magnitude":  # reads no data: no calibration pass needed
+            for layer in block_linears(block).values():
+                magnitude_prune_(layer, None, sparsity, n_m)
+            continue
         for name, gram in input_grams(block, hidden).items():
             PRUNERS[method](block.get_submodule(name), gram, sparsity, n_m)
         hidden = (block if sequential else dense_block)(hidden)

@@ -37,7 +37,8 @@ def reference():
 
 @pytest.fixture(scope="module")
 def calibration(corpus):
-    return calibration_windows(corpus, count=32, seed=0)
+    inputs, _ = calibration_windows(corpus, count=32, seed=0)
+    return inputs
 
 
 def test_keep_mask_is_exact_per_row_and_per_layer():
@@ -150,9 +151,10 @@ def test_prune_transformer_refuses_bad_input(reference, calibration):
 
 
 def test_calibration_windows_follow_the_seed_and_come_from_training_text(corpus):
-    first = calibration_windows(corpus, count=4, seed=0)
-    assert torch.equal(first, calibration_windows(corpus, count=4, seed=0))
-    assert not torch.equal(first, calibration_windows(corpus, count=4, seed=1))
+    first, targets = calibration_windows(corpus, count=4, seed=0)
+    assert torch.equal(first, calibration_windows(corpus, count=4, seed=0)[0])
+    assert not torch.equal(first, calibration_windows(corpus, count=4, seed=1)[0])
+    assert torch.equal(first[:, 1:], targets[:, :-1])
     train_text = corpus.decode(corpus.train_ids)
     assert corpus.decode(first[0]) in train_text
 
