@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn as nn
 
+from .data import CharCorpus
 from .env import course_seed
 from .language_model import lm_loss
 from .models import TinyGPT
@@ -94,13 +95,14 @@ def magnitude_prune_(linear: nn.Linear, gram: torch.Tensor | None, sparsity: flo
 
 
 # saved in course_utils.lm_pruning
-@torch.no_grad()
-def wanda_prune_(linear, gram, sparsity=0.5, n_m=None):
+def wanda_prune_(linear: nn.Linear, gram: torch.Tensor, sparsity: float = 0.5,
+                 n_m: tuple[int, int] | None = None) -> None:
     """Wanda: zero the weights with the smallest |W_ij| * ||x_j|| in each output row."""
-    feature_norms = gram.diagonal().sqrt()        # ||x_j||: one norm per input feature
-    scores = linear.weight.abs() * feature_norms  # broadcast over the output rows
+    feature_norms = gram.diagonal().sqrt()                 # ||x_j||: one norm per input feature
+    scores = linear.weight.detach().abs() * feature_norms  # broadcast over the output rows
     keep = n_m_mask(scores, *n_m) if n_m else keep_mask(scores, sparsity, per_row=True)
-    linear.weight.mul_(keep)
+    with torch.no_grad():
+        linear.weight.mul_(keep)
 
 
 @torch.no_grad()
@@ -153,8 +155,9 @@ PRUNERS: dict[str, Callable[..., None]] = {"magnitude": magnitude_prune_, "wanda
 """The one-shot criteria by name, each ``fn(linear, gram, sparsity, n_m)``."""
 
 
-def calibration_windows(corpus, count: int = 64, context: int = 64, seed: int | None = None,
-                        device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+def calibration_windows(corpus: CharCorpus, count: int = 64, context: int = 64,
+                        seed: int | None = None, device: str | torch.device = "cpu",
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """``count`` random windows of *training* text (never validation) and their next characters.
 
     Drawn with ``seed``, by default ``course_seed()``, so ``make sweep`` varies the calibration

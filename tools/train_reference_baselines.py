@@ -28,7 +28,7 @@ from course_utils.training import train_baseline  # noqa: E402
 CLASSES = (Net, SmallCNN, SmallResNet, TinyGPT)
 
 
-def train(model_class):
+def train_reference(model_class):
     """Train one reference model with seed 0; return it and a line describing it."""
     torch.manual_seed(0)
     model = model_class()
@@ -46,7 +46,7 @@ def train(model_class):
 def main(classes=CLASSES):
     sums = reference_sha256()  # keep the entries of the classes not trained this time
     for model_class in classes:
-        model, description = train(model_class)
+        model, description = train_reference(model_class)
         path = REFERENCE_DIR / f"{model_class.__name__.lower()}_baseline.pt"
         save_checkpoint({k: v.cpu() for k, v in model.state_dict().items()}, path)
         sums[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
