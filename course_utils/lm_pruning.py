@@ -115,11 +115,13 @@ def sparsegpt_prune_(linear: nn.Linear, gram: torch.Tensor, sparsity: float = 0.
        ``damp`` times its mean diagonal) so it can be inverted.
     2. Take the upper Cholesky factor ``U`` of ``H^-1``: row ``i`` of ``U`` says how removing
        column ``i`` should move the columns after it (the OBS update, computed once).
-    3. For each block of ``block_size`` columns, choose the weights to remove by
-       ``w^2 / U_ii^2`` (the OBS saliency), over the block (or per N:M group, as they come);
-    4. walk the block column by column: zero the chosen weights, and spread the error
-       ``(w - q) / U_ii`` over the later columns of the block (``err * U[i, i:]``);
-    5. then apply the block's accumulated error to all later columns at once (lazy update).
+    3. For each block of ``block_size`` columns, choose the weights to remove by the OBS
+       saliency ``w^2 / U_ii^2`` (``U_ii^2`` is ``[H^-1]_ii`` given the columns already fixed),
+       over all rows of the block at once (or per N:M group, as the walk reaches it);
+    4. walk the block column by column: zero the chosen weights and subtract the error
+       ``(w - q) / U_ii`` times row ``i`` of ``U`` from the columns after it (``err * U[i, i:]``);
+    5. then apply the block's accumulated error to all later columns in one matrix product
+       (the lazy update).
     """
     W = linear.weight.detach().clone().float()
     H = (2 * gram / max(1.0, float(gram.diagonal().max()))).clone().float()  # scale is irrelevant
@@ -127,7 +129,7 @@ def sparsegpt_prune_(linear: nn.Linear, gram: torch.Tensor, sparsity: float = 0.
     dead = H.diagonal() == 0                   # inputs that are always 0: their weights go free
     H[dead, dead] = 1.0
     W[:, dead] = 0.0
-    H += damp * H.diagonal().mean() * torch.eye(columns)
+    H += damp * H.diagonal().mean() * torch.eye(columns, device=H.device)
     U = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(H)), upper=True)
     for start in range(0, columns, block_size):
         end = min(start + block_size, columns)
