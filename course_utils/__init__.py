@@ -5,7 +5,8 @@ stay in the notebooks:
 
 - ``env``: ``setup()`` (seed, threads, device, plot style, versions), ``project_dir()``.
 - ``data``: Fashion-MNIST in memory, batched by slicing (``get_loaders``).
-- ``models``: the article's ``Net``, ``SmallCNN``, ``SmallResNet``.
+- ``data`` also ships Tiny Shakespeare for the language model (``load_shakespeare``).
+- ``models``: the article's ``Net``, ``SmallCNN``, ``SmallResNet``, and ``TinyGPT``.
 - ``training``: ``train``, the article's ``validate``, ``predict``, ``accuracy``.
 - ``checkpoints``: atomic saves and checked loads (file I/O only).
 - ``baseline``: the reference baselines every notebook starts from (``load_baseline``).
@@ -17,6 +18,9 @@ stay in the notebooks:
 - ``chain``: ``remove_pruned_units``, the self-checked surgery of a whole plain chain.
 - ``storage``: compact files for unstructured-sparse weights.
 - ``sparse_kernels``: CSR layers and 2:4 semi-structured sparsity.
+- ``language_model``: loss, perplexity, training and generation for ``TinyGPT``.
+- ``lm_pruning``: one-shot pruning of a transformer with calibration data (magnitude, Wanda,
+  SparseGPT, N:M), and attention heads and MLP neurons removed physically.
 - ``plots`` and ``widgets``: the pictures and the interactive explorer.
 - ``claims``: the results the text states, checked on every run.
 - ``exercises``: the checks of the exercises.

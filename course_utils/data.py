@@ -24,7 +24,7 @@ from .env import course_seed, project_dir
 __all__ = ["DataNotFoundError", "DataCorruptError", "dataset_info", "class_names",
            "course_data_dir",
            "read_split_files", "find_raw_data", "TensorLoader", "load_dataset", "SPLIT_SEED",
-           "get_loaders"]
+           "get_loaders", "CharCorpus", "load_shakespeare"]
 
 FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -310,3 +310,86 @@ def get_loaders(name: str = "fashion-mnist", batch_size: int = 128, val_size: in
     return (TensorLoader(*train, batch_size=batch_size, shuffle=True, seed=seed),
             TensorLoader(*val, batch_size=1000),
             TensorLoader(*test, batch_size=1000))
+
+
+# --- Tiny Shakespeare: characters for the language model of 09_pruning_a_transformer ----------
+
+SHAKESPEARE_FILE = Path(__file__).with_name("corpora") / "tinyshakespeare.txt.gz"
+SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+"""SHA-256 of the decompressed text: Tiny Shakespeare (char-rnn, 2015), 1,115,394 bytes."""
+
+
+class CharCorpus:
+    """A text as character ids, split by position: the first 90% trains, the rest validates.
+
+    ``encode("ROMEO:")`` and ``decode(ids)`` convert between text and ids (one id per distinct
+    character, in sorted order). ``train_ids`` and ``val_ids`` are int64 tensors; ``batch``
+    draws random training windows, ``eval_windows`` gives fixed validation windows.
+    Introduced in 09_pruning_a_transformer.
+    """
+
+    def __init__(self, text: str, val_fraction: float = 0.1) -> None:
+        if not 0 < val_fraction < 1:
+            raise ValueError(f"val_fraction must be between 0 and 1, not {val_fraction!r}.")
+        self.vocab = sorted(set(text))
+        self._index = {ch: i for i, ch in enumerate(self.vocab)}
+        ids = torch.tensor([self._index[ch] for ch in text], dtype=torch.long)
+        n_train = int(len(ids) * (1 - val_fraction))
+        self.train_ids, self.val_ids = ids[:n_train], ids[n_train:]
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    def encode(self, text: str) -> torch.Tensor:
+        """The ids of ``text``; a character the corpus never uses is a clear error."""
+        unknown = sorted(set(text) - set(self._index))
+        if unknown:
+            raise ValueError(f"characters {unknown} are not in the corpus's vocabulary "
+                             f"({self.vocab_size} characters): remove them from the text.")
+        return torch.tensor([self._index[ch] for ch in text], dtype=torch.long)
+
+    def decode(self, ids: torch.Tensor | list[int]) -> str:
+        """The text of a sequence of ids."""
+        return "".join(self.vocab[int(i)] for i in ids)
+
+    def _split(self, split: str) -> torch.Tensor:
+        if split not in ("train", "val"):
+            raise ValueError(f"split must be 'train' or 'val', not {split!r}.")
+        return self.train_ids if split == "train" else self.val_ids
+
+    def batch(self, batch_size: int, context: int, generator: torch.Generator | None = None,
+              split: str = "train", device: str | torch.device = "cpu",
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``batch_size`` random windows: inputs ``(B, context)`` and next characters as targets."""
+        ids = self._split(split)
+        starts = torch.randint(len(ids) - context - 1, (int(batch_size),), generator=generator)
+        rows = starts[:, None] + torch.arange(context + 1)
+        windows = ids[rows].to(device)
+        return windows[:, :-1], windows[:, 1:]
+
+    def eval_windows(self, count: int, context: int, split: str = "val",
+                     device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """``count`` windows evenly spaced over ``split``: the same in every run and notebook."""
+        ids = self._split(split)
+        starts = torch.linspace(0, len(ids) - context - 1, int(count)).long()
+        rows = starts[:, None] + torch.arange(context + 1)
+        windows = ids[rows].to(device)
+        return windows[:, :-1], windows[:, 1:]
+
+
+def load_shakespeare(val_fraction: float = 0.1) -> CharCorpus:
+    """Tiny Shakespeare, shipped inside the package and verified by its SHA-256; no network.
+
+    Raises ``DataCorruptError`` when the shipped file is missing or damaged.
+    """
+    try:
+        raw = gzip.decompress(SHAKESPEARE_FILE.read_bytes())
+    except (OSError, EOFError) as err:
+        raw = f"unreadable ({err})".encode()
+    if hashlib.sha256(raw).hexdigest() != SHAKESPEARE_SHA256:
+        raise DataCorruptError(
+            f"{SHAKESPEARE_FILE} is missing or damaged (its text does not have the expected "
+            "SHA-256). Reinstall the course (pip install -e .) or restore it with "
+            "git checkout -- course_utils/corpora/tinyshakespeare.txt.gz.")
+    return CharCorpus(raw.decode("utf-8"), val_fraction)

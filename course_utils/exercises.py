@@ -44,7 +44,8 @@ __all__ = ["ExerciseCheckError", "Verdict", "exercise_check", "check", "check_cl
            "check_fc2_sensitivity", "check_cubic_amounts", "check_lottery_ticket",
            "check_taylor_pruning", "check_max_sparsity", "check_norm_overlap",
            "check_quarter_model", "check_bitmask_bytes", "check_reloaded",
-           "check_mask_2_4_outputs", "check_residual_group", "check_pruned_resnet_parameters"]
+           "check_mask_2_4_outputs", "check_residual_group", "check_pruned_resnet_parameters",
+           "check_wanda_mask", "check_heads_removable", "check_n_m_pattern"]
 
 
 class ExerciseCheckError(AssertionError):
@@ -714,3 +715,120 @@ def check_pruned_resnet_parameters(answer: Any) -> Verdict:
                  "not the count of the model pruned by 25%. Prune a fresh copy of the dense model "
                  "(copy.deepcopy) with pruning_ratio=0.25 and the same ignored_layers, then call "
                  "count_parameters on it.")
+
+
+# ------------------------------------------------------------------- 09_pruning_a_transformer
+
+def _block_inputs(model, calibration, index):
+    """What block ``index`` of a TinyGPT receives for the calibration windows."""
+    with torch.no_grad():
+        hidden = model.tok_emb(calibration) + model.pos_emb(
+            torch.arange(calibration.shape[1], device=calibration.device))
+        for block in model.blocks[:index]:
+            hidden = block(hidden)
+    return hidden
+
+
+@exercise_check
+def check_wanda_mask(answer: Any, model: nn.Module, calibration: torch.Tensor) -> Verdict:
+    """09 Exercise 1: Wanda's keep-mask at 50% for ``model.blocks[1].fc``."""
+    from .lm_pruning import input_grams, keep_mask
+    if answer is None:
+        return not_answered("compute Wanda's scores for dense.blocks[1].fc from its Gram matrix "
+                            "and put the boolean keep-mask in `wanda_keep_fc1`.")
+    layer = model.blocks[1].fc
+    _require(isinstance(answer, torch.Tensor) and answer.dtype == torch.bool,
+             "give a boolean tensor (True for the weights Wanda keeps), for example the result "
+             "of keep_mask(...).")
+    _require(tuple(answer.shape) == tuple(layer.weight.shape),
+             "the mask must have the shape of dense.blocks[1].fc.weight: one entry per weight.")
+    answer = answer.to(layer.weight.device)
+    gram = input_grams(model.blocks[1], _block_inputs(model, calibration, 1))["fc"]
+    weight = layer.weight.detach().abs()
+    expected = keep_mask(weight * gram.diagonal().sqrt(), 0.5, per_row=True)
+    half_per_row = bool((answer.sum(dim=1) == answer.shape[1] // 2).all())
+    if half_per_row and (answer == expected).float().mean().item() >= 0.999:
+        # rounding may flip a near tie or two when the norms are computed another way
+        return check(True, "that is Wanda's mask: half of every row, chosen by |W| x ||x_j||.", "")
+    _require(not torch.equal(answer, ~expected),
+             "True should mark the weights Wanda keeps, not the ones it removes.")
+    _require(answer.sum().item() == answer.numel() // 2,
+             "at 50% Wanda keeps exactly half of the weights: check the sparsity you used.")
+    _require(not torch.equal(answer, keep_mask(weight, 0.5)),
+             "that is magnitude pruning's mask: Wanda weighs each weight by its input (section 4).")
+    _require(not torch.equal(answer, keep_mask(weight, 0.5, per_row=True)),
+             "that mask reads the weights alone: Wanda weighs each weight by its input "
+             "(section 4).")
+    _require(not torch.equal(answer, keep_mask(weight * gram.diagonal(), 0.5, per_row=True)),
+             "the diagonal of the Gram matrix is not a norm yet (section 3 says what it holds).")
+    _require(not torch.equal(answer, keep_mask(weight * gram.diagonal().sqrt(), 0.5)),
+             "Wanda compares weights within each output row (per_row=True), not over the whole "
+             "layer.")
+    return check(False, "", "the mask is not Wanda's yet. Use the Gram matrix of block 1's inputs "
+                 "(what block 0 outputs for the calibration windows), the layer fc, and keep "
+                 "half of every output row.")
+
+
+@exercise_check
+def check_heads_removable(answer: Any, model: nn.Module, corpus: Any,
+                          scores: torch.Tensor, budget: float = 0.10) -> Verdict:
+    """09 Exercise 2: heads removable (lowest Michel score first) within ``budget`` nats."""
+    from .language_model import evaluate_lm
+    if answer is None:
+        return not_answered("gate heads to 0 one at a time, lowest score first, and put the "
+                            "largest count that keeps the loss within the budget in "
+                            "`heads_removable`.")
+    _require(isinstance(answer, numbers.Integral) and not isinstance(answer, bool),
+             "give a whole number of heads, for example heads_removable = 3.")
+    n_head = model.blocks[0].attn.n_head
+    _require(0 <= answer <= scores.numel(),
+             "the answer lies between 0 and the number of heads of the whole model.")
+    dense_loss = evaluate_lm(model, corpus)
+    gated = copy.deepcopy(model)
+    removable = 0
+    for count, flat in enumerate(scores.flatten().argsort().tolist(), start=1):
+        gated.blocks[flat // n_head].attn.head_gate[flat % n_head] = 0.0
+        if evaluate_lm(gated, corpus) - dense_loss > budget:
+            break
+        removable = count
+    _require(answer <= removable,
+             "check whether your count includes the removal that broke the budget: count only "
+             "the heads removed before it.")
+    return check(answer == removable, "that many heads can go within the budget.",
+                 "remove the heads lowest score first, cumulatively, in one copy of the model, "
+                 "and stop at the first removal that goes past the budget.")
+
+
+@exercise_check
+def check_n_m_pattern(ppl: Any, better: Any, model: nn.Module, corpus: Any,
+                      calibration: torch.Tensor) -> Verdict:
+    """09 Exercise 3: SparseGPT's perplexity at 4:8, and whether it beats 2:4."""
+    import math
+
+    from .language_model import evaluate_lm
+    from .lm_pruning import prune_transformer
+    if ppl is None or better is None:
+        return not_answered("prune the dense model with SparseGPT at n_m=(4, 8), put its "
+                            "validation perplexity in `ppl_4_8` and True or False in "
+                            "`four_eight_better`.")
+    value = _number(ppl, "`ppl_4_8`", "Perplexity is math.exp of the validation loss.")
+    _require(isinstance(better, bool), "`four_eight_better` should be True or False.")
+    ppl_of = {}
+    for n_m in ((4, 8), (2, 4)):
+        pruned, _ = prune_transformer(model, calibration, "sparsegpt", n_m=n_m)
+        ppl_of[n_m] = math.exp(evaluate_lm(pruned, corpus))
+    close = lambda a, b: abs(a - b) <= 0.01 * b  # noqa: E731
+    _require(not close(value, math.log(ppl_of[(4, 8)])) or close(value, ppl_of[(4, 8)]),
+             "that looks like the loss in nats: perplexity is math.exp(loss).")
+    _require(not close(value, ppl_of[(2, 4)]) or close(value, ppl_of[(4, 8)]),
+             "that is the perplexity at 2:4: prune with n_m=(4, 8).")
+    _require(close(value, ppl_of[(4, 8)]),
+             "`ppl_4_8` is not SparseGPT's perplexity at 4:8 yet: prune the dense model with "
+             "prune_transformer(dense, calibration, 'sparsegpt', n_m=(4, 8)) and evaluate it.")
+    four_eight_won = ppl_of[(4, 8)] < ppl_of[(2, 4)]
+    why = ("any 2:4 mask is also a 4:8 mask, so 4:8 has more masks to choose from."
+           if four_eight_won else "4:8 has more masks to choose from, but SparseGPT chooses "
+           "greedily, column by column, so more choice is no guarantee.")
+    return check(better == four_eight_won, f"and the comparison with 2:4 is right: {why}",
+                 "compare `ppl_4_8` with the perplexity at 2:4 of section 6 "
+                 "(ppl['sparsegpt']['2:4']).")

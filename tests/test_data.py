@@ -198,3 +198,51 @@ def test_no_system_data_skips_the_system_copy(isolated, fashion_files, monkeypat
     monkeypatch.setenv("COURSE_NO_SYSTEM_DATA", "1")
     with pytest.raises(data.DataNotFoundError, match="COURSE_NO_SYSTEM_DATA"):
         data.find_raw_data(download=False)
+
+
+# --- Tiny Shakespeare (notebook 09) ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def corpus():
+    return data.load_shakespeare()
+
+
+def test_shakespeare_is_verified_and_split_by_position(corpus):
+    assert corpus.vocab_size == 65
+    assert len(corpus.train_ids) + len(corpus.val_ids) == 1_115_394
+    assert len(corpus.val_ids) == 111_540  # the last 10%
+    assert corpus.decode(corpus.train_ids[:14]) == "First Citizen:"
+    assert torch.equal(corpus.encode("ROMEO:\n"), corpus.encode("ROMEO:\n"))
+    assert corpus.decode(corpus.encode("To be, or not to be")) == "To be, or not to be"
+
+
+def test_shakespeare_damaged_or_missing_file_is_a_clear_error(tmp_path, monkeypatch):
+    damaged = tmp_path / "tinyshakespeare.txt.gz"
+    damaged.write_bytes(gzip.compress(b"First Citizen: a different text"))
+    monkeypatch.setattr(data, "SHAKESPEARE_FILE", damaged)
+    with pytest.raises(DataCorruptError, match="damaged.*git checkout"):
+        data.load_shakespeare()
+    damaged.unlink()
+    with pytest.raises(DataCorruptError, match="missing"):
+        data.load_shakespeare()
+
+
+def test_corpus_rejects_unknown_characters_and_bad_splits(corpus):
+    with pytest.raises(ValueError, match=r"\['é'\].*not in the corpus"):
+        corpus.encode("café")
+    with pytest.raises(ValueError, match="'train' or 'val'"):
+        corpus.batch(4, 64, split="test")
+    with pytest.raises(ValueError, match="val_fraction"):
+        data.CharCorpus("abc", val_fraction=1.5)
+
+
+def test_corpus_batches_are_next_character_pairs_from_their_split(corpus):
+    generator = torch.Generator().manual_seed(3)
+    inputs, targets = corpus.batch(8, 64, generator)
+    assert inputs.shape == targets.shape == (8, 64)
+    assert torch.equal(inputs[:, 1:], targets[:, :-1])  # targets are the inputs shifted by one
+    first, _ = corpus.eval_windows(16, 64)
+    again, _ = corpus.eval_windows(16, 64)
+    assert torch.equal(first, again), "evaluation windows are the same in every run"
+    start = int(first[-1, 0] == corpus.val_ids[len(corpus.val_ids) - 65])
+    assert start == 1, "the last window ends at the end of the validation text"

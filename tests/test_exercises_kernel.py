@@ -144,6 +144,32 @@ def columns(w):
 resnet_quarter = count_parameters(SmallResNet(channels=(12, 24)))
 resnet_dense = count_parameters(SmallResNet())
 
+from course_utils.data import load_shakespeare
+from course_utils.language_model import evaluate_lm
+from course_utils.lm_pruning import (calibration_windows, head_scores, input_grams, keep_mask,
+                                     prune_transformer)
+from course_utils.models import TinyGPT
+torch.manual_seed(0)
+gpt = TinyGPT(context=16, width=32, n_layer=2, n_head=2, mlp_width=64).eval()
+corpus = load_shakespeare()
+calib, calib_targets = calibration_windows(corpus, count=8, context=16, seed=0)
+with torch.no_grad():
+    hidden1 = gpt.blocks[0](gpt.tok_emb(calib) + gpt.pos_emb(torch.arange(16)))
+fc1_weight = gpt.blocks[1].fc.weight.abs()
+wanda_fc1 = keep_mask(fc1_weight * input_grams(gpt.blocks[1], hidden1)["fc"].diagonal().sqrt(),
+                      0.5, per_row=True)
+magnitude_fc1 = keep_mask(fc1_weight, 0.5)
+head_sc = head_scores(gpt, calib, calib_targets)
+gated, removable, gpt_loss = copy.deepcopy(gpt), 0, evaluate_lm(gpt, corpus)
+for count, flat in enumerate(head_sc.flatten().argsort().tolist(), start=1):
+    gated.blocks[flat // 2].attn.head_gate[flat % 2] = 0.0
+    if evaluate_lm(gated, corpus) - gpt_loss > 0.10:
+        break
+    removable = count
+ppl48 = math.exp(evaluate_lm(prune_transformer(gpt, calib, "sparsegpt", n_m=(4, 8))[0], corpus))
+ppl24 = math.exp(evaluate_lm(prune_transformer(gpt, calib, "sparsegpt", n_m=(2, 4))[0], corpus))
+better48 = ppl48 < ppl24
+
 EXPECTED = {
     "check_sneaker_count": [sneakers],
     "check_normalisation": [mean, std],
@@ -164,6 +190,9 @@ EXPECTED = {
     "check_mask_2_4_outputs": [],
     "check_residual_group": ["block2.conv2", "block3.conv2"],
     "check_pruned_resnet_parameters": [resnet_quarter, "12, 24", "(12,24)"],
+    "check_wanda_mask": [],
+    "check_heads_removable": [removable],
+    "check_n_m_pattern": [ppl48, ppl24],
 }
 print(json.dumps(EXPECTED))
 '''
@@ -242,6 +271,15 @@ WRONG = {
         "resnet_quarter + 1", "resnet_dense", "resnet_quarter + 0.5", "str(resnet_quarter)",
         "resnet_quarter * 100", "resnet_dense - resnet_quarter", "0.75", "SmallResNet()",
         "[resnet_quarter]"]),
+    "check_wanda_mask": (", gpt, calib", [
+        "~wanda_fc1", "magnitude_fc1", "wanda_fc1.float()", "wanda_fc1[:4]", "'mask'",
+        "keep_mask(fc1_weight, 0.5, per_row=True)", "torch.ones_like(wanda_fc1)", "[True]"]),
+    "check_heads_removable": (", gpt, corpus, head_sc", [
+        "removable + 1", "'two'", "-1", "1.5", "[removable]", "100", "removable * 100"]),
+    "check_n_m_pattern": (", gpt, corpus, calib", [
+        "ppl24, better48", "math.log(ppl48), better48", "ppl48 * 100, better48",
+        "'low', better48", "ppl48, not better48", "ppl48, 'yes'", "1 / ppl48, better48",
+        "torch.ones(2), better48"]),
 }
 
 RIGHT = {
@@ -264,6 +302,9 @@ RIGHT = {
     "check_mask_2_4_outputs": "columns, w24",
     "check_residual_group": "['down.0', 'block2.conv2', 'block3.conv2']",
     "check_pruned_resnet_parameters": "resnet_quarter",
+    "check_wanda_mask": "wanda_fc1, gpt, calib",
+    "check_heads_removable": "removable, gpt, corpus, head_sc",
+    "check_n_m_pattern": "ppl48, better48, gpt, corpus, calib",
 }
 
 CHECKS = sorted(name for name in dir(ex) if name.startswith("check_") and name != "check_close")
