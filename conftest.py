@@ -2,6 +2,7 @@
 
 Every notebook needs the data; without it nbval would report a failing cell in each one.
 """
+
 import pytest
 
 
@@ -9,6 +10,7 @@ def pytest_collection_finish(session):
     if not any("notebooks" in item.path.parts for item in session.items):
         return
     from course_utils.data import DataNotFoundError, find_raw_data
+
     try:
         find_raw_data()
     except DataNotFoundError as err:

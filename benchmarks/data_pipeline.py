@@ -6,6 +6,7 @@ Both pipelines feed the same model the same number of batches (128 images each) 
 alternating, and the median of the repeats is compared. The per-sample pipeline is what most
 tutorials use: torchvision.datasets.FashionMNIST + ToTensor + Normalize + DataLoader.
 """
+
 import statistics
 import tempfile
 import time
@@ -22,15 +23,22 @@ def per_sample_loader(raw, mean, std, batch_size=128):
     """torchvision's FashionMNIST over raw files, one PIL image at a time."""
     import torchvision
     from torchvision import transforms
+
     root = Path(tempfile.mkdtemp()) / "FashionMNIST" / "raw"
     root.mkdir(parents=True)
     for key, name in FILES.items():  # torchvision reads the decompressed IDX files
         tensor = raw[key]
         header = [IDX_MAGIC[tensor.dim()], *tensor.shape]
-        (root / name).write_bytes(b"".join(int(v).to_bytes(4, "big") for v in header)
-                                  + tensor.numpy().tobytes())
-    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((mean,), (std,)),
-                                    transforms.Lambda(torch.flatten)])
+        (root / name).write_bytes(
+            b"".join(int(v).to_bytes(4, "big") for v in header) + tensor.numpy().tobytes()
+        )
+    transform = transforms.Compose(
+        [
+            transforms.ToTensor(),
+            transforms.Normalize((mean,), (std,)),
+            transforms.Lambda(torch.flatten),
+        ]
+    )
     dataset = torchvision.datasets.FashionMNIST(root.parents[1], train=True, transform=transform)
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True)
 

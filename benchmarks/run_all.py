@@ -13,7 +13,10 @@ Measures, side by side in one run:
 3. compact storage (notebook 07): dense state_dict file against bitmask + gzip at 90/95/98%;
 4. accuracy against sparsity for layer-wise and global L1 pruning (notebooks 03-05), in one shot
    and after one epoch of fine-tuning;
-5. on a CUDA GPU, if there is one: the structured speed-ups there, and 2:4 semi-structured
+5. the transformer of notebook 09: validation perplexity of ``TinyGPT`` after one-shot magnitude,
+   Wanda and SparseGPT pruning at 50% and 2:4, the seconds each method takes, and the model with
+   half its heads and MLP neurons removed: its CPU speed-up next to its MAC ratio;
+6. on a CUDA GPU, if there is one: the structured speed-ups there, and 2:4 semi-structured
    sparsity (compute capability 8.0+). Without one it says it measured the CPU only.
 
 Writes ``bench_results/results.json`` (everything, machine-readable) and
@@ -21,9 +24,11 @@ Writes ``bench_results/results.json`` (everything, machine-readable) and
 file. ``--reference`` (for maintainers, on the reference machine) also copies the table to
 ``benchmarks/RESULTS.md`` and into the README's Results section (between its ``results`` markers).
 """
+
 import argparse
 import copy
 import json
+import math
 import shutil
 import time
 from pathlib import Path
@@ -33,9 +38,20 @@ import torch.nn as nn
 import torch.nn.utils.prune as prune
 
 from benchmarks.data_pipeline import run as data_pipeline_run
-from course_utils import SmallCNN, SmallResNet, accuracy, get_loaders, load_baseline
+from course_utils import SmallCNN, SmallResNet, TinyGPT, accuracy, get_loaders, load_baseline
+from course_utils.baseline import load_reference
 from course_utils.chain import remove_pruned_units
+from course_utils.data import load_shakespeare
 from course_utils.env import machine_info
+from course_utils.language_model import evaluate_lm
+from course_utils.lm_pruning import (
+    PRUNERS,
+    calibration_windows,
+    head_scores,
+    mlp_neuron_scores,
+    prune_transformer,
+    shrink_transformer,
+)
 from course_utils.measure import (
     compare_speed,
     compare_throughput,
@@ -86,10 +102,15 @@ def structured_cnn(cnn):
 def structured_resnet(resnet, example):
     """Half the channels of every group removed by Torch-Pruning, filter L2 norm (notebook 08)."""
     import torch_pruning as tp
+
     model = copy.deepcopy(resnet).eval()
-    pruner = tp.pruner.BasePruner(model, example[:1],
-                                  importance=tp.importance.MagnitudeImportance(p=2),
-                                  pruning_ratio=0.5, ignored_layers=[model.fc])
+    pruner = tp.pruner.BasePruner(
+        model,
+        example[:1],
+        importance=tp.importance.MagnitudeImportance(p=2),
+        pruning_ratio=0.5,
+        ignored_layers=[model.fc],
+    )
     pruner.step()
     return model
 
@@ -99,10 +120,13 @@ def speed_row(dense, small, images, repeats):
     speed = cpu_throughput({"dense": dense, "pruned": small}, images, warmup=10, repeats=repeats)
     mac_ratio = count_macs(dense, images[:1]) / count_macs(small, images[:1])
     params = (count_parameters(dense), count_parameters(small))
-    return {"speedup": speed["pruned"]["speedup"], "mac_ratio": mac_ratio,
-            "dense_ms": 1e3 * speed["dense"]["median_s"],
-            "pruned_ms": 1e3 * speed["pruned"]["median_s"],
-            "parameters": params}
+    return {
+        "speedup": speed["pruned"]["speedup"],
+        "mac_ratio": mac_ratio,
+        "dense_ms": 1e3 * speed["dense"]["median_s"],
+        "pruned_ms": 1e3 * speed["pruned"]["median_s"],
+        "parameters": params,
+    }
 
 
 def bench_structured(device, repeats_mlp=300, repeats_cnn=30):
@@ -145,9 +169,13 @@ def bench_storage(baseline):
         dense = file_size(model)
         compact = len(to_bytes(model, layout="bitmask", compress=True))
         csr = len(to_bytes(model, layout="csr", compress=True))
-        rows[str(sparsity)] = {"dense_bytes": dense, "compact_bytes": compact,
-                               "ratio": dense / compact,
-                               "csr_gzip_bytes": csr, "csr_ratio": dense / csr}
+        rows[str(sparsity)] = {
+            "dense_bytes": dense,
+            "compact_bytes": compact,
+            "ratio": dense / compact,
+            "csr_gzip_bytes": csr,
+            "csr_ratio": dense / csr,
+        }
     return rows
 
 
@@ -161,9 +189,40 @@ def bench_accuracy(baseline, device):
             model = pruned_copy(baseline, sparsity, globally=(method == "global"))
             before = accuracy(model, test_loader)
             fine_tune(model, train_loader, epochs=1)
-            rows[f"{method} {sparsity}"] = {"method": method, "sparsity": sparsity,
-                                           "one_shot": before, "fine_tuned": accuracy(model,
-                                                                                      test_loader)}
+            rows[f"{method} {sparsity}"] = {
+                "method": method,
+                "sparsity": sparsity,
+                "one_shot": before,
+                "fine_tuned": accuracy(model, test_loader),
+            }
+    return rows
+
+
+def bench_transformer(repeats=15):
+    """TinyGPT (notebook 09): one-shot pruning at 50% and 2:4, and half the heads and neurons."""
+    corpus = load_shakespeare()
+    dense = load_reference(TinyGPT).eval()
+    calibration, targets = calibration_windows(corpus, count=64, seed=0)
+    rows = {"dense": {"ppl": math.exp(evaluate_lm(dense, corpus))}}
+    for method in PRUNERS:
+        for key, pattern in (("50%", {"sparsity": 0.5}), ("2:4", {"n_m": (2, 4)})):
+            pruned, seconds = prune_transformer(dense, calibration, method, **pattern)
+            rows[f"{method} {key}"] = {
+                "ppl": math.exp(evaluate_lm(pruned, corpus)),
+                "seconds": seconds,
+            }
+    scores = head_scores(dense, calibration, targets)
+    neurons = mlp_neuron_scores(dense, calibration)
+    keep_heads = [row.argsort(descending=True)[:2].sort().values.tolist() for row in scores]
+    keep_neurons = [row.argsort(descending=True)[:256].sort().values.tolist() for row in neurons]
+    small = shrink_transformer(dense, keep_heads, keep_neurons)
+    speed = compare_throughput({"dense": dense, "small": small}, calibration[:32], repeats=repeats)
+    rows["structured"] = {
+        "speedup": speed["small"]["speedup"],
+        "mac_ratio": count_macs(dense, calibration[:1]) / count_macs(small, calibration[:1]),
+        "parameters": [count_parameters(dense), count_parameters(small)],
+        "ppl": math.exp(evaluate_lm(small, corpus)),
+    }
     return rows
 
 
@@ -175,12 +234,15 @@ def bench_cuda(models):
     log(f"CUDA: structured speed-ups on {out['device']}")
     _, _, test_loader = get_loaders(device=device)
     _, _, cnn_test = get_loaders(flatten=False, device=device)
-    for name, dense, pruned, images in (("mlp", baseline, small, test_loader.images),
-                                        ("cnn", cnn, cnn_small, cnn_test.images)):
+    for name, dense, pruned, images in (
+        ("mlp", baseline, small, test_loader.images),
+        ("cnn", cnn, cnn_small, cnn_test.images),
+    ):
         dense = copy.deepcopy(dense).to(device).eval()
         pruned = copy.deepcopy(pruned).to(device).eval()
-        speed = compare_throughput({"dense": dense, "pruned": pruned}, images[:4096], warmup=10,
-                                   repeats=50)
+        speed = compare_throughput(
+            {"dense": dense, "pruned": pruned}, images[:4096], warmup=10, repeats=50
+        )
         out[f"{name}_speedup_batch_4096"] = speed["pruned"]["speedup"]
 
     ok, why = semi_structured_status(device)
@@ -201,16 +263,24 @@ def bench_cuda(models):
     sparse16, report = to_semi_structured(model)
     out["2:4_layers"] = report
     x16 = test_loader.images.half()
-    speed = compare_speed({"dense": lambda: dense16(x16), "2:4": lambda: sparse16(x16)},
-                          warmup=10, repeats=50, device=device)
+    speed = compare_speed(
+        {"dense": lambda: dense16(x16), "2:4": lambda: sparse16(x16)},
+        warmup=10,
+        repeats=50,
+        device=device,
+    )
     out["2:4_net_speedup_batch_10000"] = speed["2:4"]["speedup"]
     big = nn.Linear(4096, 4096).half().to(device).eval()  # random weights: only the speed matters
     with torch.no_grad():
         big.weight.mul_(mask_2_4(big.weight))
     big_sparse, _ = to_semi_structured(big)
     xb = torch.randn(4096, 4096, dtype=torch.float16, device=device)
-    speed = compare_speed({"dense": lambda: big(xb), "2:4": lambda: big_sparse(xb)},
-                          warmup=10, repeats=50, device=device)
+    speed = compare_speed(
+        {"dense": lambda: big(xb), "2:4": lambda: big_sparse(xb)},
+        warmup=10,
+        repeats=50,
+        device=device,
+    )
     out["2:4_layer_4096_speedup"] = speed["2:4"]["speedup"]
     return out
 
@@ -223,62 +293,105 @@ def markdown_report(results):
     """The results as Markdown: one small table per measurement, and the machine they ran on."""
     m = results["machine"]
     gpu = m["gpu"] or "none"
-    lines = [f"Measured with `make bench` on {m['date']}: {m['cpu']}, {m['cores']} cores "
-             f"({m['torch_threads']} torch threads), {m['os']}, Python {m['python']}, "
-             f"torch {m['torch']}; GPU: {gpu}. Total time {results['seconds']:.0f} s.", ""]
+    lines = [
+        f"Measured with `make bench` on {m['date']}: {m['cpu']}, {m['cores']} cores "
+        f"({m['torch_threads']} torch threads), {m['os']}, Python {m['python']}, "
+        f"torch {m['torch']}; GPU: {gpu}. Total time {results['seconds']:.0f} s.",
+        "",
+    ]
     d = results["data_pipeline"]
     slow, fast = d["epoch_seconds"].values()
-    lines += ["| Measurement | Result |", "|---|---|",
-              "| Data pipeline: one epoch of `Net`, course loaders vs per-sample `DataLoader` + "
-              f"`ToTensor` (median of {d['repeats']}) | **{d['speedup']:.1f}x** faster ({fast:.2f} "
-              f"s vs {slow:.2f} s) |"]
-    for key, label, goal in (("mlp", "MLP, 50% of hidden neurons removed", 1.7),
-                             ("cnn", "SmallCNN, 50% of channels removed", 2.5),
-                             ("resnet", "SmallResNet, 50% of channels removed by Torch-Pruning",
-                              None)):
+    lines += [
+        "| Measurement | Result |",
+        "|---|---|",
+        "| Data pipeline: one epoch of `Net`, course loaders vs per-sample `DataLoader` + "
+        f"`ToTensor` (median of {d['repeats']}) | **{d['speedup']:.1f}x** faster ({fast:.2f} "
+        f"s vs {slow:.2f} s) |",
+    ]
+    for key, label, goal in (
+        ("mlp", "MLP, 50% of hidden neurons removed", 1.7),
+        ("cnn", "SmallCNN, 50% of channels removed", 2.5),
+        ("resnet", "SmallResNet, 50% of channels removed by Torch-Pruning", None),
+    ):
         r = results["structured"].get(key)
         if r is None:
             continue
-        target = "" if goal is None else (
-            f" (target >= {goal:g}x: {'met' if r['speedup'] >= goal else 'not met here'})")
-        lines.append(f"| {label}: CPU throughput at batch 256{target} | **{r['speedup']:.2f}x** "
-                     f"(MAC ratio: {r['mac_ratio']:.2f}x); {r['parameters'][1]:,} of "
-                     f"{r['parameters'][0]:,} parameters; test accuracy {_pct(r['dense_acc'])} "
-                     f"dense, {_pct(r['acc_after'])} after {r['fine_tune']} of fine-tuning |")
+        target = (
+            ""
+            if goal is None
+            else (f" (target >= {goal:g}x: {'met' if r['speedup'] >= goal else 'not met here'})")
+        )
+        lines.append(
+            f"| {label}: CPU throughput at batch 256{target} | **{r['speedup']:.2f}x** "
+            f"(MAC ratio: {r['mac_ratio']:.2f}x); {r['parameters'][1]:,} of "
+            f"{r['parameters'][0]:,} parameters; test accuracy {_pct(r['dense_acc'])} "
+            f"dense, {_pct(r['acc_after'])} after {r['fine_tune']} of fine-tuning |"
+        )
     for sparsity, r in results["storage"].items():
-        lines.append(f"| {float(sparsity):.0%}-sparse `Net` (global L1), bitmask + gzip vs dense "
-                     f"state_dict | **{r['ratio']:.1f}x** smaller ({r['compact_bytes'] / 1e3:.0f} "
-                     f"KB vs {r['dense_bytes'] / 1e3:.0f} KB; CSR + gzip {r['csr_ratio']:.1f}x) |")
+        lines.append(
+            f"| {float(sparsity):.0%}-sparse `Net` (global L1), bitmask + gzip vs dense "
+            f"state_dict | **{r['ratio']:.1f}x** smaller ({r['compact_bytes'] / 1e3:.0f} "
+            f"KB vs {r['dense_bytes'] / 1e3:.0f} KB; CSR + gzip {r['csr_ratio']:.1f}x) |"
+        )
+    gpt = results.get("transformer")
+    if gpt:
+        cells = []
+        for method in ("magnitude", "wanda", "sparsegpt"):
+            half, pattern = gpt[f"{method} 50%"], gpt[f"{method} 2:4"]
+            cells.append(
+                f"{method} {half['ppl']:.2f} / {pattern['ppl']:.2f} ({half['seconds']:.1f} s)"
+            )
+        r = gpt["structured"]
+        lines += [
+            f"| TinyGPT (notebook 09), validation perplexity at 50% / 2:4 (seconds to prune "
+            f"at 50%), dense {gpt['dense']['ppl']:.2f} | {'; '.join(cells)} |",
+            f"| TinyGPT with half its heads and MLP neurons removed: CPU throughput, 32 "
+            f"windows of 64 characters | **{r['speedup']:.2f}x** (MAC ratio: "
+            f"{r['mac_ratio']:.2f}x); {r['parameters'][1]:,} of {r['parameters'][0]:,} "
+            f"parameters; perplexity {r['ppl']:.2f} before any recovery |",
+        ]
     acc = results["accuracy"]
-    lines += ["",
-              f"Test accuracy of `Net` (dense: {_pct(acc['dense'])}) after L1 pruning, in one shot "
-              "and after one epoch of fine-tuning (SGD, momentum 0.9, lr 0.01):", "",
-              "| Sparsity | Layer-wise, one shot | Layer-wise, +1 epoch | Global, one shot | "
-              "Global, +1 epoch |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"Test accuracy of `Net` (dense: {_pct(acc['dense'])}) after L1 pruning, in one shot "
+        "and after one epoch of fine-tuning (SGD, momentum 0.9, lr 0.01):",
+        "",
+        "| Sparsity | Layer-wise, one shot | Layer-wise, +1 epoch | Global, one shot | "
+        "Global, +1 epoch |",
+        "|---|---|---|---|---|",
+    ]
     for sparsity in SPARSITIES:
         lw, gl = acc[f"layer-wise {sparsity}"], acc[f"global {sparsity}"]
-        lines.append(f"| {sparsity:.0%} | {_pct(lw['one_shot'])} | {_pct(lw['fine_tuned'])} | "
-                     f"{_pct(gl['one_shot'])} | {_pct(gl['fine_tuned'])} |")
+        lines.append(
+            f"| {sparsity:.0%} | {_pct(lw['one_shot'])} | {_pct(lw['fine_tuned'])} | "
+            f"{_pct(gl['one_shot'])} | {_pct(gl['fine_tuned'])} |"
+        )
     cuda = results.get("cuda")
     lines.append("")
     if cuda is None:
         lines.append("No CUDA GPU on this machine: everything above was measured on the CPU only.")
     else:
-        text = (f"On the GPU ({cuda['device']}), batch 4096: structured MLP "
-                f"{cuda['mlp_speedup_batch_4096']:.2f}x, structured CNN "
-                f"{cuda['cnn_speedup_batch_4096']:.2f}x. ")
+        text = (
+            f"On the GPU ({cuda['device']}), batch 4096: structured MLP "
+            f"{cuda['mlp_speedup_batch_4096']:.2f}x, structured CNN "
+            f"{cuda['cnn_speedup_batch_4096']:.2f}x. "
+        )
         if "2:4_net_speedup_batch_10000" in cuda:
-            text += ("2:4 semi-structured sparsity (fp16): `Net` "
-                     f"{_pct(cuda['2:4_acc_fine_tuned'])} after 2 epochs, speed-up "
-                     f"{cuda['2:4_net_speedup_batch_10000']:.2f}x at batch 10,000; one 4096 x 4096 "
-                     f"layer {cuda['2:4_layer_4096_speedup']:.2f}x.")
+            text += (
+                "2:4 semi-structured sparsity (fp16): `Net` "
+                f"{_pct(cuda['2:4_acc_fine_tuned'])} after 2 epochs, speed-up "
+                f"{cuda['2:4_net_speedup_batch_10000']:.2f}x at batch 10,000; one 4096 x 4096 "
+                f"layer {cuda['2:4_layer_4096_speedup']:.2f}x."
+            )
         else:
             text += f"2:4 not measured: {cuda['semi_structured']}"
         lines.append(text)
-    lines += ["", "Reproduce: `make bench` (writes `bench_results/results.json` and `results.md`). "
-              "Speed-ups are ratios measured side by side in one run (warm-up, repeats, median); "
-              "absolute times depend on the machine and on what else runs on it."]
+    lines += [
+        "",
+        "Reproduce: `make bench` (writes `bench_results/results.json` and `results.md`). "
+        "Speed-ups are ratios measured side by side in one run (warm-up, repeats, median); "
+        "absolute times depend on the machine and on what else runs on it.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -308,11 +421,14 @@ def update_readme(markdown, readme=README):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Measure the course's results table on this "
-                                                 "machine.")
-    parser.add_argument("--reference", action="store_true",
-                        help="also refresh benchmarks/RESULTS.md and the README's table "
-                             "(maintainers)")
+    parser = argparse.ArgumentParser(
+        description="Measure the course's results table on this machine."
+    )
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="also refresh benchmarks/RESULTS.md and the README's table (maintainers)",
+    )
     reference = parser.parse_args(argv).reference
     start = time.perf_counter()
     results = {"machine": machine_info()}
@@ -326,10 +442,14 @@ def main(argv=None):
     # CPU timings always run on CPU copies; training runs on the GPU when there is one
     results["structured"], models = bench_structured(train_device)
     for key, r in results["structured"].items():
-        log(f"structured {key}: {r['speedup']:.2f}x (MAC ratio {r['mac_ratio']:.2f}x), "
-            f"accuracy {r['dense_acc']:.2f}% -> {r['acc_after']:.2f}%")
+        log(
+            f"structured {key}: {r['speedup']:.2f}x (MAC ratio {r['mac_ratio']:.2f}x), "
+            f"accuracy {r['dense_acc']:.2f}% -> {r['acc_after']:.2f}%"
+        )
     results["storage"] = bench_storage(models[0])
     results["accuracy"] = bench_accuracy(models[0], train_device)
+    log("transformer (notebook 09): one-shot pruning and the smaller model")
+    results["transformer"] = bench_transformer()
 
     if torch.cuda.is_available():
         results["cuda"] = bench_cuda(models)
@@ -342,10 +462,15 @@ def main(argv=None):
         update_readme(md_path.read_text())
     print()
     print(md_path.read_text())
-    also = (f", {COMMITTED_TABLE.relative_to(ROOT)} and the README's Results section"
-            if reference else "")
-    log(f"wrote {json_path.relative_to(ROOT)}, {md_path.relative_to(ROOT)}{also} in "
-        f"{results['seconds']:.0f} s")
+    also = (
+        f", {COMMITTED_TABLE.relative_to(ROOT)} and the README's Results section"
+        if reference
+        else ""
+    )
+    log(
+        f"wrote {json_path.relative_to(ROOT)}, {md_path.relative_to(ROOT)}{also} in "
+        f"{results['seconds']:.0f} s"
+    )
 
 
 if __name__ == "__main__":

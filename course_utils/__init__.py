@@ -4,8 +4,8 @@ One small module per job; each notebook imports what it uses, and the pruning ca
 stay in the notebooks:
 
 - ``env``: ``setup()`` (seed, threads, device, plot style, versions), ``project_dir()``.
-- ``data``: Fashion-MNIST in memory, batched by slicing (``get_loaders``).
-- ``data`` also ships Tiny Shakespeare for the language model (``load_shakespeare``).
+- ``data``: Fashion-MNIST in memory, batched by slicing (``get_loaders``), and Tiny Shakespeare
+  for the language model (``load_shakespeare``).
 - ``models``: the article's ``Net``, ``SmallCNN``, ``SmallResNet``, and ``TinyGPT``.
 - ``training``: ``train``, the article's ``validate``, ``predict``, ``accuracy``.
 - ``checkpoints``: atomic saves and checked loads (file I/O only).
@@ -28,13 +28,31 @@ stay in the notebooks:
 Helpers a notebook teaches are written out in that notebook, in a cell marked
 ``# saved in course_utils.<module>``; ``tests/test_saved_helpers.py`` keeps both copies equal.
 """
+
 from .baseline import load_baseline
 from .checkpoints import load_checkpoint, save_checkpoint
 from .data import class_names, get_loaders, load_dataset
 from .env import pick_device, project_dir, setup
-from .models import Net, SmallCNN, SmallResNet, parameter_table
+from .models import Net, SmallCNN, SmallResNet, TinyGPT, parameter_table
 from .training import accuracy, predict, train, validate
 
-__all__ = ["load_baseline", "load_checkpoint", "save_checkpoint", "class_names", "get_loaders",
-           "load_dataset", "pick_device", "project_dir", "setup", "Net", "SmallCNN",
-           "SmallResNet", "parameter_table", "accuracy", "predict", "train", "validate"]
+__all__ = [
+    "load_baseline",
+    "load_checkpoint",
+    "save_checkpoint",
+    "class_names",
+    "get_loaders",
+    "load_dataset",
+    "pick_device",
+    "project_dir",
+    "setup",
+    "Net",
+    "SmallCNN",
+    "SmallResNet",
+    "TinyGPT",
+    "parameter_table",
+    "accuracy",
+    "predict",
+    "train",
+    "validate",
+]

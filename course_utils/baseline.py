@@ -6,6 +6,7 @@ The reference baselines ship with the package in ``baselines/`` (made by
 ``checkpoints/``. The file I/O (atomic writes, checked loads) is ``course_utils.checkpoints``'s.
 Introduced in 01_model_definition.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,8 +22,7 @@ from .checkpoints import checkpoint_dir, load_checkpoint, save_checkpoint
 from .data import get_loaders
 from .models import Net
 
-__all__ = ["REFERENCE_DIR", "reference_path", "reference_sha256", "load_reference",
-           "load_baseline"]
+__all__ = ["REFERENCE_DIR", "reference_path", "reference_sha256", "load_reference", "load_baseline"]
 
 REFERENCE_DIR = Path(__file__).with_name("baselines")
 """The reference baselines shipped with the package (``tools/train_reference_baselines.py``)."""
@@ -53,15 +53,21 @@ def load_reference(model_class: type, device: str | torch.device = "cpu") -> nn.
         raise ValueError(f"no reference baseline is shipped for {model_class.__name__}.")
     digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
     if digest != reference_sha256()[path.name]:
-        raise ValueError(f"the reference checkpoint {path} is missing or damaged (SHA-256 "
-                         f"{digest[:12]}...). Reinstall the course (pip install -e .) or restore "
-                         f"it with git checkout -- {path.parent.name}/{path.name}.")
+        raise ValueError(
+            f"the reference checkpoint {path} is missing or damaged (SHA-256 "
+            f"{digest[:12]}...). Reinstall the course (pip install -e .) or restore "
+            f"it with git checkout -- {path.parent.name}/{path.name}."
+        )
     return load_checkpoint(model_class(), path, device)
 
 
-def load_baseline(model_class: type | None = None, device: str | torch.device = "cpu",
-                  loaders: tuple | None = None, retrain: bool = False,
-                  path: str | os.PathLike[str] | None = None) -> nn.Module:
+def load_baseline(
+    model_class: type | None = None,
+    device: str | torch.device = "cpu",
+    loaders: tuple | None = None,
+    retrain: bool = False,
+    path: str | os.PathLike[str] | None = None,
+) -> nn.Module:
     """The trained baseline every notebook starts from, in eval mode on ``device``; may train.
 
     By default the reference checkpoint shipped with the package (the same model on every
@@ -86,9 +92,12 @@ def load_baseline(model_class: type | None = None, device: str | torch.device = 
             return load_checkpoint(model, path, device).eval()
         except ValueError as err:
             warnings.warn(f"Rebuilding the baseline: {err}", stacklevel=2)
-    print(f"Training a {model_class.__name__} baseline with train_baseline "
-          f"({training.baseline_epochs(model_class)} epochs: minutes on a CPU); it is saved to "
-          f"{path} for next time.", flush=True)
+    print(
+        f"Training a {model_class.__name__} baseline with train_baseline "
+        f"({training.baseline_epochs(model_class)} epochs: minutes on a CPU); it is saved to "
+        f"{path} for next time.",
+        flush=True,
+    )
     torch.manual_seed(0)
     model = model_class().to(device)
     train_loader, val_loader, _ = loaders or get_loaders(flatten=flatten, device=device)

@@ -11,6 +11,7 @@ dependency graph: Torch-Pruning (notebook 08).
 
 Introduced in 06_structured_pruning; 08_pruning_a_residual_network shows where it stops.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -32,8 +33,9 @@ __all__ = ["SurgeryError", "remove_pruned_units"]
 
 
 def _has_own_state(module):
-    return any(True for _ in module.parameters(recurse=False)) or \
-        any(b is not None for b in module.buffers(recurse=False))
+    return any(True for _ in module.parameters(recurse=False)) or any(
+        b is not None for b in module.buffers(recurse=False)
+    )
 
 
 def _trace(model, example_input):
@@ -97,50 +99,60 @@ def _plan(model, example_input):
     for name in defined:
         module = model.get_submodule(name)
         if not isinstance(module, (*PRUNABLE, nn.BatchNorm2d)):
-            raise SurgeryError(f"{kind}.{name} is a {type(module).__name__}: remove_pruned_units "
-                               "only knows nn.Linear, nn.Conv2d and nn.BatchNorm2d. "
-                               + TORCH_PRUNING_HINT)
+            raise SurgeryError(
+                f"{kind}.{name} is a {type(module).__name__}: remove_pruned_units "
+                "only knows nn.Linear, nn.Conv2d and nn.BatchNorm2d. " + TORCH_PRUNING_HINT
+            )
         if isinstance(module, nn.Conv2d):
             _plain_conv(module)
         count = calls.count(name)
         if count > 1:
-            raise SurgeryError(f"{kind}.{name} runs {count} times in one forward pass (a shared "
-                               "layer): removing its units changes every place that uses it, and "
-                               "this helper only follows plain chains. " + TORCH_PRUNING_HINT)
+            raise SurgeryError(
+                f"{kind}.{name} runs {count} times in one forward pass (a shared "
+                "layer): removing its units changes every place that uses it, and "
+                "this helper only follows plain chains. " + TORCH_PRUNING_HINT
+            )
         if count == 0:
-            raise SurgeryError(f"{kind}.{name} never runs on example_input: is it the right input "
-                               "for this model? remove_pruned_units only shrinks layers it can "
-                               "check.")
+            raise SurgeryError(
+                f"{kind}.{name} never runs on example_input: is it the right input "
+                "for this model? remove_pruned_units only shrinks layers it can "
+                "check."
+            )
     if calls != defined:
         i = next(i for i, (a, b) in enumerate(zip(calls, defined)) if a != b)
-        raise SurgeryError(f"{kind} defines {defined[i]} before {calls[i]}, but forward runs "
-                           f"{calls[i]} first. remove_pruned_units pairs each layer with the next "
-                           "one defined, so the layers must be defined in the order forward runs "
-                           "them (as in an nn.Sequential). Reorder the definitions, or: "
-                           + TORCH_PRUNING_HINT)
+        raise SurgeryError(
+            f"{kind} defines {defined[i]} before {calls[i]}, but forward runs "
+            f"{calls[i]} first. remove_pruned_units pairs each layer with the next "
+            "one defined, so the layers must be defined in the order forward runs "
+            "them (as in an nn.Sequential). Reorder the definitions, or: " + TORCH_PRUNING_HINT
+        )
     weighted = [n for n in calls if isinstance(model.get_submodule(n), PRUNABLE)]
     if len(weighted) < 2:
         raise SurgeryError(f"{kind} has fewer than two Linear/Conv2d layers: nothing to shrink.")
     if not isinstance(out, torch.Tensor):
-        raise SurgeryError(f"{kind} returns a {type(out).__name__}; remove_pruned_units needs a "
-                           "model that returns one tensor.")
+        raise SurgeryError(
+            f"{kind} returns a {type(out).__name__}; remove_pruned_units needs a "
+            "model that returns one tensor."
+        )
     outputs = {seen["out_fn"][n]: f"the output of {n}" for n in weighted}
     plan = []
     for producer, consumer in zip(weighted, weighted[1:] + [None]):
         start = out.grad_fn if consumer is None else seen["in_fn"][consumer]
         stop = seen["out_fn"][producer]
-        others = {node: what for node, what in outputs.items()
-                  if node is not stop and node is not None}
+        others = {
+            node: what for node, what in outputs.items() if node is not stop and node is not None
+        }
         bad = _depends_on(start, stop, others, x)
         if bad is not None:
             where = "the model's output" if consumer is None else f"the input of {consumer}"
-            raise SurgeryError(f"{kind} is not a plain chain: {where} depends on {bad}, not only "
-                               f"on {producer}: a skip connection (as in a residual block) or a "
-                               "branch. The channels on both sides are tied together and must go "
-                               "as one group, which remove_pruned_units cannot do. "
-                               + TORCH_PRUNING_HINT)
+            raise SurgeryError(
+                f"{kind} is not a plain chain: {where} depends on {bad}, not only "
+                f"on {producer}: a skip connection (as in a residual block) or a "
+                "branch. The channels on both sides are tied together and must go "
+                "as one group, which remove_pruned_units cannot do. " + TORCH_PRUNING_HINT
+            )
         if consumer is not None:
-            between = calls[calls.index(producer) + 1:calls.index(consumer)]
+            between = calls[calls.index(producer) + 1 : calls.index(consumer)]
             plan.append((producer, between, consumer))
     return plan, seen["input"]
 
@@ -156,18 +168,24 @@ def _removed_value(producer, consumer, layer, x, keep, channels):
     removed[keep] = False
     if isinstance(layer, nn.Linear):
         if layer.in_features % channels:
-            raise SurgeryError(f"{consumer} has {layer.in_features} inputs, not a multiple of the "
-                               f"{channels} units of {producer}.")
+            raise SurgeryError(
+                f"{consumer} has {layer.in_features} inputs, not a multiple of the "
+                f"{channels} units of {producer}."
+            )
         per = layer.in_features // channels  # > 1 when a Flatten of C x H x W sits in between
         cols = (torch.arange(channels)[:, None] * per + torch.arange(per)).flatten()
-        kept_cols, removed_cols = cols.reshape(channels, per)[~removed].flatten(), \
-            cols.reshape(channels, per)[removed].flatten()
+        kept_cols, removed_cols = (
+            cols.reshape(channels, per)[~removed].flatten(),
+            cols.reshape(channels, per)[removed].flatten(),
+        )
         # (examples, removed inputs)
         slices = x.reshape(-1, layer.in_features)[:, removed_cols.to(x.device)]
     else:
         if layer.in_channels != channels:
-            raise SurgeryError(f"{consumer} reads {layer.in_channels} channels but {producer} "
-                               f"makes {channels}: something between them changes the channels.")
+            raise SurgeryError(
+                f"{consumer} reads {layer.in_channels} channels but {producer} "
+                f"makes {channels}: something between them changes the channels."
+            )
         kept_cols, removed_cols = (~removed).nonzero().flatten(), removed.nonzero().flatten()
         # (examples x pixels, removed)
         slices = x[:, removed_cols.to(x.device)].transpose(0, 1).flatten(1).T
@@ -175,15 +193,20 @@ def _removed_value(producer, consumer, layer, x, keep, channels):
         return kept_cols, removed_cols, None
     low, high = slices.amin(dim=0), slices.amax(dim=0)
     if bool(((high - low) > 1e-5 * (1 + slices.abs().amax(dim=0))).any()):
-        raise SurgeryError(f"the pruned units of {producer} do not output a constant on "
-                           f"example_input (as seen by {consumer}): something between the layers "
-                           "moves or mixes units (a permutation, a reshape), or feeds them. "
-                           "remove_pruned_units only removes units whose whole weight row or "
-                           "filter is zero, in a plain chain. " + TORCH_PRUNING_HINT)
+        raise SurgeryError(
+            f"the pruned units of {producer} do not output a constant on "
+            f"example_input (as seen by {consumer}): something between the layers "
+            "moves or mixes units (a permutation, a reshape), or feeds them. "
+            "remove_pruned_units only removes units whose whole weight row or "
+            "filter is zero, in a plain chain. " + TORCH_PRUNING_HINT
+        )
     constants = slices.mean(dim=0)
-    if isinstance(layer,
-                  nn.Conv2d) and bool((constants != 0).any()) and layer.padding_mode == "zeros" \
-            and any(p != 0 for p in _padding(layer)):
+    if (
+        isinstance(layer, nn.Conv2d)
+        and bool((constants != 0).any())
+        and layer.padding_mode == "zeros"
+        and any(p != 0 for p in _padding(layer))
+    ):
         n = int((constants != 0).sum())
         raise SurgeryError(
             f"{n} pruned channel(s) of {producer} still output a non-zero constant (the BatchNorm "
@@ -193,7 +216,8 @@ def _removed_value(producer, consumer, layer, x, keep, channels):
             "first, as notebook 06 does: `silence_batchnorm(conv, bn)` (course_utils.pruning) "
             "masks the BatchNorm scale and shift of the same channels with "
             "prune.custom_from_mask (or mask the conv's bias the same way when no BatchNorm "
-            "follows). Fine-tune after that if accuracy drops.")
+            "follows). Fine-tune after that if accuracy drops."
+        )
     return kept_cols, removed_cols, constants
 
 
@@ -228,12 +252,16 @@ def _unit_dim(module, tensor):
 @torch.no_grad()
 def _verify(kind, masked, small, example_input, keeps, rtol, atol):
     """Raise ``SurgeryError`` naming the first layer whose (kept) output differs."""
+
     def record(model):
         got, handles = {}, []
         for name, module in model.named_modules():
             if isinstance(module, (*PRUNABLE, nn.BatchNorm2d)):
-                handles.append(module.register_forward_hook(
-                    lambda m, a, o, name=name: got.setdefault(name, o.detach().clone())))
+                handles.append(
+                    module.register_forward_hook(
+                        lambda m, a, o, name=name: got.setdefault(name, o.detach().clone())
+                    )
+                )
         try:
             got["(model output)"] = model.eval()(example_input)
         finally:
@@ -245,25 +273,31 @@ def _verify(kind, masked, small, example_input, keeps, rtol, atol):
     try:
         result = record(small)
     except Exception as err:
-        raise SurgeryError(f"the smaller {kind} does not run on example_input "
-                           f"({type(err).__name__}: {err}): not returned. Something between the "
-                           "layers depends on the number of units? "
-                           + TORCH_PRUNING_HINT) from err
+        raise SurgeryError(
+            f"the smaller {kind} does not run on example_input "
+            f"({type(err).__name__}: {err}): not returned. Something between the "
+            "layers depends on the number of units? " + TORCH_PRUNING_HINT
+        ) from err
     for name, ref in reference.items():
         new = result.get(name)
         if name in keeps and new is not None and new.shape != ref.shape:
-            ref = ref.index_select(_unit_dim(masked.get_submodule(name), ref),
-                                   keeps[name].to(ref.device))
+            ref = ref.index_select(
+                _unit_dim(masked.get_submodule(name), ref), keeps[name].to(ref.device)
+            )
         if new is None or new.shape != ref.shape:
-            raise SurgeryError(f"the smaller {kind} gives {name} an output of another shape than "
-                               "expected: not returned. " + TORCH_PRUNING_HINT)
+            raise SurgeryError(
+                f"the smaller {kind} gives {name} an output of another shape than "
+                "expected: not returned. " + TORCH_PRUNING_HINT
+            )
         tolerance = atol * max(1.0, float(ref.abs().max()))
         if not torch.allclose(new, ref, rtol=rtol, atol=tolerance):
             diff = float((new - ref).abs().max())
-            raise SurgeryError(f"the smaller {kind} computes other outputs than the masked one "
-                               f"from {name} on (largest difference {diff:.3g} on example_input): "
-                               "not returned. Something between the layers mixes units (a reshape, "
-                               "a channel shuffle, a custom function)? " + TORCH_PRUNING_HINT)
+            raise SurgeryError(
+                f"the smaller {kind} computes other outputs than the masked one "
+                f"from {name} on (largest difference {diff:.3g} on example_input): "
+                "not returned. Something between the layers mixes units (a reshape, "
+                "a channel shuffle, a custom function)? " + TORCH_PRUNING_HINT
+            )
 
 
 @contextlib.contextmanager
@@ -279,8 +313,9 @@ def _full_precision():
         torch.set_float32_matmul_precision(matmul)
 
 
-def remove_pruned_units(model: nn.Module, example_input: torch.Tensor, rtol: float = 1e-4,
-                        atol: float = 1e-5) -> nn.Module:
+def remove_pruned_units(
+    model: nn.Module, example_input: torch.Tensor, rtol: float = 1e-4, atol: float = 1e-5
+) -> nn.Module:
     """A smaller copy of ``model`` without the neurons/channels that structured pruning zeroed.
 
     ``model`` must be a plain chain of ``nn.Linear`` / ``nn.Conv2d`` layers (BatchNorm2d,
@@ -319,9 +354,9 @@ def _remove_pruned_units(model, example_input, rtol, atol):
             keeps[name] = keep
             news[name] = keep_outputs(model.get_submodule(name), keep)
         nxt = model.get_submodule(consumer)
-        kept_cols, removed_cols, constants = _removed_value(producer, consumer, nxt,
-                                                            inputs[consumer],
-                                                            keep, channels)
+        kept_cols, removed_cols, constants = _removed_value(
+            producer, consumer, nxt, inputs[consumer], keep, channels
+        )
         news[consumer] = _fold(keep_inputs(nxt, kept_cols), nxt, removed_cols, constants)
     for name, new in news.items():
         replace_module(small, name, new)

@@ -4,6 +4,7 @@ Nothing here trains or knows a model class: the baselines every notebook starts 
 reference files, their SHA-256, the training fall-back) are ``course_utils.baseline``'s. Models
 the course trains itself are cached in ``checkpoints/``. Introduced in 01_model_definition.
 """
+
 from __future__ import annotations
 
 import os
@@ -50,8 +51,9 @@ def save_checkpoint(obj: Any, path: str | os.PathLike[str]) -> None:
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
-def load_checkpoint(model: nn.Module, path: str | os.PathLike[str],
-                    device: str | torch.device = "cpu") -> nn.Module:
+def load_checkpoint(
+    model: nn.Module, path: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> nn.Module:
     """Load a state_dict file into ``model``; a clear error if it does not fit.
 
     Uses ``torch.load(weights_only=True, map_location=device)``. Raises ``ValueError``
@@ -62,20 +64,30 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike[str],
     except FileNotFoundError:
         raise
     except Exception as err:
-        raise ValueError(f"{path} is not a readable checkpoint ({type(err).__name__}). "
-                         "Delete it and train again.") from err
+        raise ValueError(
+            f"{path} is not a readable checkpoint ({type(err).__name__}). "
+            "Delete it and train again."
+        ) from err
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     expected = model.state_dict()
     if not isinstance(state, dict) or set(state) != set(expected):
         got = sorted(state)[:4] if isinstance(state, dict) else type(state).__name__
-        raise ValueError(f"{path} was saved from another architecture: its keys {got}... do not "
-                         f"match {type(model).__name__}'s {sorted(expected)[:4]}.... "
-                         "Load it into the model it came from, or delete it and train again.")
-    wrong = [f"{k}: file {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
-             for k, v in state.items() if v.shape != expected[k].shape]
+        raise ValueError(
+            f"{path} was saved from another architecture: its keys {got}... do not "
+            f"match {type(model).__name__}'s {sorted(expected)[:4]}.... "
+            "Load it into the model it came from, or delete it and train again."
+        )
+    wrong = [
+        f"{k}: file {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
+        for k, v in state.items()
+        if v.shape != expected[k].shape
+    ]
     if wrong:
-        raise ValueError(f"{path} does not fit {type(model).__name__}: " + "; ".join(wrong)
-                         + ". Delete it and train again, or build the model with those shapes.")
+        raise ValueError(
+            f"{path} does not fit {type(model).__name__}: "
+            + "; ".join(wrong)
+            + ". Delete it and train again, or build the model with those shapes."
+        )
     model.load_state_dict(state)
     return model.to(device)

@@ -12,6 +12,7 @@ writes the spread of each claim to ``sweep_summary.json`` beside this file, so t
 ``claim(..., show=True)`` can print your figure next to the sweep's. Introduced in
 01_model_definition.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,14 @@ def _record(**row):
             log.write(json.dumps(row) + "\n")
 
 
-def claim(name: str, value: float, at_least: float | None = None, at_most: float | None = None,
-          show: bool = False, says: str = "") -> None:
+def claim(
+    name: str,
+    value: float,
+    at_least: float | None = None,
+    at_most: float | None = None,
+    show: bool = False,
+    says: str = "",
+) -> None:
     """Check that ``value`` is ``at_least`` and/or ``at_most``.
 
     ``name`` says what is measured, for example ``"04 95% sparse: test accuracy minus dense"``;
@@ -69,12 +76,25 @@ def claim(name: str, value: float, at_least: float | None = None, at_most: float
     """
     value = float(value)
     passed = _within(value, at_least, at_most)
-    _record(kind="claim", name=name, value=value, at_least=at_least, at_most=at_most,
-            passed=passed, says=says)
+    _record(
+        kind="claim",
+        name=name,
+        value=value,
+        at_least=at_least,
+        at_most=at_most,
+        passed=passed,
+        says=says,
+    )
     if show:
         spread = sweep_summary().get(name)
-        sweep = (f" · make sweep, {spread['n']} runs: {spread['mean']:.2f} ± {spread['sd']:.2f} "
-                 f"(from {spread['min']:.2f} to {spread['max']:.2f})") if spread else ""
+        sweep = (
+            (
+                f" · make sweep, {spread['n']} runs: {spread['mean']:.2f} ± {spread['sd']:.2f} "
+                f"(from {spread['min']:.2f} to {spread['max']:.2f})"
+            )
+            if spread
+            else ""
+        )
         print(f"{name}: {value:.2f} in your run{sweep}")
     if not passed and os.environ.get("COURSE_CLAIMS_EXPLORE"):
         print(f"[explore] {name}: {value:.4g} outside {_bounds(at_least, at_most)}")
@@ -83,11 +103,18 @@ def claim(name: str, value: float, at_least: float | None = None, at_most: float
             f"{name}: this run measured {value:.4g}, but the text claims "
             f"{_bounds(at_least, at_most)}{f' ({says})' if says else ''}. The bound held in every "
             "run of the course's seed-and-thread sweep (benchmarks/CLAIMS.md); please report your "
-            "machine, seed and versions.")
+            "machine, seed and versions."
+        )
 
 
-def sanity(name: str, value: float, at_least: float | None = None,
-           at_most: float | None = None, why: str = "", timing: bool = False) -> None:
+def sanity(
+    name: str,
+    value: float,
+    at_least: float | None = None,
+    at_most: float | None = None,
+    why: str = "",
+    timing: bool = False,
+) -> None:
     """A check that holds by construction or physics, not a result: assert it, say ``why``.
 
     Recorded apart from the claims (``make sweep`` lists it under "Sanity checks" with its
@@ -100,15 +127,26 @@ def sanity(name: str, value: float, at_least: float | None = None,
         raise ValueError("say why the check holds by construction or physics: why=...")
     value = float(value)
     passed = _within(value, at_least, at_most)
-    _record(kind="sanity", name=name, value=value, at_least=at_least, at_most=at_most,
-            passed=passed, says=why)
+    _record(
+        kind="sanity",
+        name=name,
+        value=value,
+        at_least=at_least,
+        at_most=at_most,
+        passed=passed,
+        says=why,
+    )
     if not passed and timing:
-        print(f"Note: {name} measured {value:.2f}, outside {_bounds(at_least, at_most)}, which "
-              f"should hold because {why}. Timing noise (a busy machine) can do this: rerun the "
-              "cell.")
+        print(
+            f"Note: {name} measured {value:.2f}, outside {_bounds(at_least, at_most)}, which "
+            f"should hold because {why}. Timing noise (a busy machine) can do this: rerun the "
+            "cell."
+        )
     elif not passed:
-        raise AssertionError(f"{name}: this run measured {value:.4g}, outside "
-                             f"{_bounds(at_least, at_most)}, which should hold because {why}.")
+        raise AssertionError(
+            f"{name}: this run measured {value:.4g}, outside "
+            f"{_bounds(at_least, at_most)}, which should hold because {why}."
+        )
 
 
 def speed_note(name: str, value: float, usual: tuple[float, float]) -> None:
@@ -122,6 +160,8 @@ def speed_note(name: str, value: float, usual: tuple[float, float]) -> None:
     usual_range = low <= value <= high
     _record(kind="speed", name=name, value=value, at_least=low, at_most=high, passed=usual_range)
     if not usual_range:
-        print(f"Note: on your machine, {name} is {value:.2f}x; on the 2-core CPUs the course was "
-              f"measured on it is usually {low:g}-{high:g}x. Speed depends on the processor, "
-              "its load and its threads: rerun the cell, or compare with `make bench`.")
+        print(
+            f"Note: on your machine, {name} is {value:.2f}x; on the 2-core CPUs the course was "
+            f"measured on it is usually {low:g}-{high:g}x. Speed depends on the processor, "
+            "its load and its threads: rerun the cell, or compare with `make bench`."
+        )

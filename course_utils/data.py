@@ -8,6 +8,7 @@ Introduced in 00_start_here. Where the files come from, in order:
    unless ``COURSE_NO_SYSTEM_DATA`` is set;
 4. ``torchvision.datasets.FashionMNIST(..., download=True)`` into ``data/``.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -21,10 +22,21 @@ import torch
 
 from .env import course_seed, project_dir
 
-__all__ = ["DataNotFoundError", "DataCorruptError", "dataset_info", "class_names",
-           "course_data_dir",
-           "read_split_files", "find_raw_data", "TensorLoader", "load_dataset", "SPLIT_SEED",
-           "get_loaders", "CharCorpus", "load_shakespeare"]
+__all__ = [
+    "DataNotFoundError",
+    "DataCorruptError",
+    "dataset_info",
+    "class_names",
+    "course_data_dir",
+    "read_split_files",
+    "find_raw_data",
+    "TensorLoader",
+    "load_dataset",
+    "SPLIT_SEED",
+    "get_loaders",
+    "CharCorpus",
+    "load_shakespeare",
+]
 
 FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -38,8 +50,18 @@ DATASETS = {
         "torchvision": "FashionMNIST",
         "system_dir": "/usr/share/datasets/fashion-mnist",
         "debian_package": "dataset-fashion-mnist",
-        "classes": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+        "classes": [
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ],
         # SHA-256 of the *decompressed* files (upstream and Debian agree).
         "sha256": {
             "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",  # noqa: E501
@@ -110,7 +132,7 @@ def _parse_idx(raw, path, dims, count):
     header = 4 * (1 + dims)
     if len(raw) < header:
         raise DataCorruptError(f"{path} is too short to be an IDX file.")
-    magic, n, *shape = (int.from_bytes(raw[i:i + 4], "big") for i in range(0, header, 4))
+    magic, n, *shape = (int.from_bytes(raw[i : i + 4], "big") for i in range(0, header, 4))
     size = n
     for s in shape:
         size *= s
@@ -119,8 +141,9 @@ def _parse_idx(raw, path, dims, count):
     return torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8).reshape(n, *shape)
 
 
-def read_split_files(directory: str | os.PathLike[str],
-                     name: str = "fashion-mnist") -> dict[str, torch.Tensor]:
+def read_split_files(
+    directory: str | os.PathLike[str], name: str = "fashion-mnist"
+) -> dict[str, torch.Tensor]:
     """Read and verify the four IDX files in ``directory``; return ``{key: uint8 tensor}``.
 
     Raises DataNotFoundError naming the missing files, or DataCorruptError naming a bad one.
@@ -137,7 +160,8 @@ def read_split_files(directory: str | os.PathLike[str],
         if expected and hashlib.sha256(raw).hexdigest() != expected:
             raise DataCorruptError(
                 f"{path} has the wrong SHA-256 (damaged or a different data set). "
-                "Delete it and load again to fetch a fresh copy.")
+                "Delete it and load again to fetch a fresh copy."
+            )
         split = key.split("_")[0]
         dims = 3 if key.endswith("images") else 1
         tensors[key] = _parse_idx(raw, path, dims, EXPECTED_COUNTS[split])
@@ -155,8 +179,10 @@ def _not_found_message(name, tried):
         f"  2. Put the files in the course's data folder: {course_data_dir()}",
     ]
     if info["debian_package"]:
-        lines.append(f"  3. Install the system copy: sudo apt-get install {info['debian_package']} "
-                     f"(files land in {info['system_dir']})")
+        lines.append(
+            f"  3. Install the system copy: sudo apt-get install {info['debian_package']} "
+            f"(files land in {info['system_dir']})"
+        )
     else:
         lines.append(f"  3. Place a system copy in {info['system_dir']}")
     lines.append("  4. Go online and load again: torchvision downloads it into the data folder.")
@@ -166,26 +192,34 @@ def _not_found_message(name, tried):
 def _download(name, root):
     """Route 4: let torchvision download the files into ``root``."""
     import torchvision
+
     dataset_class = getattr(torchvision.datasets, dataset_info(name)["torchvision"])
     for train in (True, False):
         dataset_class(root=str(root), train=train, download=True)
 
 
-def find_raw_data(name: str = "fashion-mnist", data_dir: str | os.PathLike[str] | None = None,
-                  download: bool = True) -> tuple[str, dict[str, torch.Tensor]]:
+def find_raw_data(
+    name: str = "fashion-mnist",
+    data_dir: str | os.PathLike[str] | None = None,
+    download: bool = True,
+) -> tuple[str, dict[str, torch.Tensor]]:
     """Try the four routes in order; return ``(route description, {key: uint8 tensor})``."""
     info = dataset_info(name)
     tried = []
     named = data_dir or os.environ.get("COURSE_DATA_DIR")
     if named:  # the user asked for this directory: its problems are errors, not fallbacks
         if not Path(named).is_dir():
-            raise DataNotFoundError(f"The data directory {named} does not exist. "
-                                    "Fix the path (argument data_dir or COURSE_DATA_DIR).")
+            raise DataNotFoundError(
+                f"The data directory {named} does not exist. "
+                "Fix the path (argument data_dir or COURSE_DATA_DIR)."
+            )
         try:
             return f"named directory {named}", read_split_files(named, name)
         except DataNotFoundError as err:
-            raise DataNotFoundError(f"{err} Put the four IDX files there, or unset "
-                                    "COURSE_DATA_DIR to use the other routes.") from None
+            raise DataNotFoundError(
+                f"{err} Put the four IDX files there, or unset "
+                "COURSE_DATA_DIR to use the other routes."
+            ) from None
     local = course_data_dir()
     for route, folder in (("course data folder", local), ("system copy", Path(info["system_dir"]))):
         if route == "system copy" and os.environ.get("COURSE_NO_SYSTEM_DATA"):
@@ -221,8 +255,14 @@ class TensorLoader:
     order each epoch from its own seeded generator, so runs repeat exactly.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 128,
-                 shuffle: bool = False, seed: int = 0) -> None:
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int = 128,
+        shuffle: bool = False,
+        seed: int = 0,
+    ) -> None:
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels.")
         if int(batch_size) < 1:
@@ -240,15 +280,19 @@ class TensorLoader:
             order = torch.randperm(len(labels), generator=self.generator).to(labels.device)
             images, labels = images[order], labels[order]
         for start in range(0, len(labels), self.batch_size):
-            yield images[start:start + self.batch_size], labels[start:start + self.batch_size]
+            yield images[start : start + self.batch_size], labels[start : start + self.batch_size]
 
     @property
     def dataset_size(self) -> int:
         return len(self.labels)
 
 
-def load_dataset(name: str = "fashion-mnist", data_dir: str | os.PathLike[str] | None = None,
-                 download: bool = True, verbose: bool = True) -> dict[str, Any]:
+def load_dataset(
+    name: str = "fashion-mnist",
+    data_dir: str | os.PathLike[str] | None = None,
+    download: bool = True,
+    verbose: bool = True,
+) -> dict[str, Any]:
     """Load the whole data set as float tensors: ``{'train_images', 'train_labels', ...}``.
 
     Images are (N, 1, 28, 28), scaled to [0, 1] and normalised with the training set's
@@ -263,8 +307,10 @@ def load_dataset(name: str = "fashion-mnist", data_dir: str | os.PathLike[str] |
         data[f"{split}_images"] = images.unsqueeze(1)
         data[f"{split}_labels"] = raw[f"{split}_labels"].long()
     if verbose:
-        print(f"{name}: {len(data['train_labels'])} train + {len(data['test_labels'])} test "
-              f"images from the {route}")
+        print(
+            f"{name}: {len(data['train_labels'])} train + {len(data['test_labels'])} test "
+            f"images from the {route}"
+        )
     return data
 
 
@@ -274,10 +320,16 @@ SPLIT_SEED = 0
 images the shipped reference baselines were trained on."""
 
 
-def get_loaders(name: str = "fashion-mnist", batch_size: int = 128, val_size: int = 5000,
-                flatten: bool = True, device: str | torch.device = "cpu",
-                data_dir: str | os.PathLike[str] | None = None, download: bool = True,
-                seed: int | None = None) -> tuple[TensorLoader, TensorLoader, TensorLoader]:
+def get_loaders(
+    name: str = "fashion-mnist",
+    batch_size: int = 128,
+    val_size: int = 5000,
+    flatten: bool = True,
+    device: str | torch.device = "cpu",
+    data_dir: str | os.PathLike[str] | None = None,
+    download: bool = True,
+    seed: int | None = None,
+) -> tuple[TensorLoader, TensorLoader, TensorLoader]:
     """The article's ``train_loader, val_loader`` plus a ``test_loader``.
 
     The validation split is ``val_size`` training images chosen by a fixed seed
@@ -307,9 +359,11 @@ def get_loaders(name: str = "fashion-mnist", batch_size: int = 128, val_size: in
     train = split(data["train_images"], data["train_labels"], train_idx)
     val = split(data["train_images"], data["train_labels"], val_idx)
     test = split(data["test_images"], data["test_labels"])
-    return (TensorLoader(*train, batch_size=batch_size, shuffle=True, seed=seed),
-            TensorLoader(*val, batch_size=1000),
-            TensorLoader(*test, batch_size=1000))
+    return (
+        TensorLoader(*train, batch_size=batch_size, shuffle=True, seed=seed),
+        TensorLoader(*val, batch_size=1000),
+        TensorLoader(*test, batch_size=1000),
+    )
 
 
 # --- Tiny Shakespeare: characters for the language model of 09_pruning_a_transformer ----------
@@ -345,8 +399,10 @@ class CharCorpus:
         """The ids of ``text``; a character the corpus never uses is a clear error."""
         unknown = sorted(set(text) - set(self._index))
         if unknown:
-            raise ValueError(f"characters {unknown} are not in the corpus's vocabulary "
-                             f"({self.vocab_size} characters): remove them from the text.")
+            raise ValueError(
+                f"characters {unknown} are not in the corpus's vocabulary "
+                f"({self.vocab_size} characters): remove them from the text."
+            )
         return torch.tensor([self._index[ch] for ch in text], dtype=torch.long)
 
     def decode(self, ids: torch.Tensor | list[int]) -> str:
@@ -358,9 +414,14 @@ class CharCorpus:
             raise ValueError(f"split must be 'train' or 'val', not {split!r}.")
         return self.train_ids if split == "train" else self.val_ids
 
-    def batch(self, batch_size: int, context: int, generator: torch.Generator | None = None,
-              split: str = "train", device: str | torch.device = "cpu",
-              ) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(
+        self,
+        batch_size: int,
+        context: int,
+        generator: torch.Generator | None = None,
+        split: str = "train",
+        device: str | torch.device = "cpu",
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``batch_size`` random windows: inputs ``(B, context)`` and next characters as targets."""
         ids = self._split(split)
         starts = torch.randint(len(ids) - context - 1, (int(batch_size),), generator=generator)
@@ -368,8 +429,9 @@ class CharCorpus:
         windows = ids[rows].to(device)
         return windows[:, :-1], windows[:, 1:]
 
-    def eval_windows(self, count: int, context: int, split: str = "val",
-                     device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    def eval_windows(
+        self, count: int, context: int, split: str = "val", device: str | torch.device = "cpu"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``count`` windows evenly spaced over ``split``: the same in every run and notebook."""
         ids = self._split(split)
         starts = torch.linspace(0, len(ids) - context - 1, int(count)).long()
@@ -391,5 +453,6 @@ def load_shakespeare(val_fraction: float = 0.1) -> CharCorpus:
         raise DataCorruptError(
             f"{SHAKESPEARE_FILE} is missing or damaged (its text does not have the expected "
             "SHA-256). Reinstall the course (pip install -e .) or restore it with "
-            "git checkout -- course_utils/corpora/tinyshakespeare.txt.gz.")
+            "git checkout -- course_utils/corpora/tinyshakespeare.txt.gz."
+        )
     return CharCorpus(raw.decode("utf-8"), val_fraction)

@@ -2,6 +2,7 @@
 
 Introduced in 00_start_here.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -13,8 +14,19 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["project_dir", "course_seed", "course_threads", "in_colab", "pick_device",
-           "seed_everything", "describe_device", "cpu_name", "machine_info", "setup"]
+__all__ = [
+    "project_dir",
+    "course_seed",
+    "course_threads",
+    "in_colab",
+    "pick_device",
+    "seed_everything",
+    "describe_device",
+    "cpu_name",
+    "machine_info",
+    "setup",
+]
+
 
 def project_dir() -> Path:
     """The folder where ``data/`` and ``checkpoints/`` live: the folder the learner works in.
@@ -40,8 +52,10 @@ def _whole_number(variable: str, default: int | None, minimum: int) -> int | Non
     if not value:
         return default
     if not value.isdigit() or int(value) < minimum:
-        raise ValueError(f"{variable}={value!r} must be a whole number >= {minimum}: "
-                         f"unset it or fix it, for example export {variable}={max(minimum, 1)}.")
+        raise ValueError(
+            f"{variable}={value!r} must be a whole number >= {minimum}: "
+            f"unset it or fix it, for example export {variable}={max(minimum, 1)}."
+        )
     return int(value)
 
 
@@ -86,8 +100,11 @@ def describe_device(device: str | torch.device) -> str:
         return f"cuda ({torch.cuda.get_device_name(device)})"
     if device.type == "mps":
         return "mps (Apple GPU)"
-    hint = ("Runtime > Change runtime type > T4 GPU to turn one on (optional)" if in_colab()
-            else "everything in this course runs on a CPU in minutes")
+    hint = (
+        "Runtime > Change runtime type > T4 GPU to turn one on (optional)"
+        if in_colab()
+        else "everything in this course runs on a CPU in minutes"
+    )
     return f"cpu: no GPU found; {hint}"
 
 
@@ -111,14 +128,21 @@ def machine_info() -> dict[str, object]:
     if torch.cuda.is_available():
         major, minor = torch.cuda.get_device_capability()
         gpu = f"{torch.cuda.get_device_name()} (compute capability {major}.{minor})"
-    return {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
-            "torch": torch.__version__, "gpu": gpu,
-            "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M")}
+    return {
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "gpu": gpu,
+        "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+    }
 
 
-def setup(seed: int | None = None, device: str | torch.device | None = None,
-          quiet: bool = False) -> torch.device:
+def setup(
+    seed: int | None = None, device: str | torch.device | None = None, quiet: bool = False
+) -> torch.device:
     """Seed everything, choose the device, set the plot style, print versions; return device.
 
     ``seed`` defaults to ``course_seed()`` (``COURSE_SEED``, else 0); ``COURSE_THREADS``
@@ -132,16 +156,29 @@ def setup(seed: int | None = None, device: str | torch.device | None = None,
     device = pick_device(device)
     try:
         import matplotlib.pyplot as plt
-        plt.rcParams.update({"figure.dpi": 80, "figure.figsize": (6.4, 3.6),
-                             "axes.grid": True, "grid.alpha": 0.3,
-                             "axes.spines.top": False, "axes.spines.right": False})
+
+        plt.rcParams.update(
+            {
+                "figure.dpi": 80,
+                "figure.figsize": (6.4, 3.6),
+                "axes.grid": True,
+                "grid.alpha": 0.3,
+                "axes.spines.top": False,
+                "axes.spines.right": False,
+            }
+        )
     except ImportError:  # plotting is optional for scripts
         pass
     if not quiet:
         import torchvision
-        print(f"Python {platform.python_version()} · torch {torch.__version__} · "
-              f"torchvision {torchvision.__version__}")
-        print(f"Device: {describe_device(device)}{' · on Colab' if in_colab() else ''} · "
-              f"seed {seed} · {torch.get_num_threads()} CPU threads")
+
+        print(
+            f"Python {platform.python_version()} · torch {torch.__version__} · "
+            f"torchvision {torchvision.__version__}"
+        )
+        print(
+            f"Device: {describe_device(device)}{' · on Colab' if in_colab() else ''} · "
+            f"seed {seed} · {torch.get_num_threads()} CPU threads"
+        )
         print(f"Data and checkpoints in {project_dir()}")
     return device

@@ -16,6 +16,7 @@ Each works to a sparsity (``keep_mask``: exact in every row or layer) or to an N
 (``n_m_mask``). ``prune_transformer`` calibrates block by block; ``shrink_transformer`` removes
 attention heads and MLP neurons physically.
 """
+
 from __future__ import annotations
 
 import copy
@@ -31,10 +32,24 @@ from .language_model import lm_loss
 from .models import TinyGPT
 from .surgery import keep_inputs, keep_outputs
 
-__all__ = ["BLOCK_LINEARS", "block_linears", "keep_mask", "n_m_mask", "magnitude_prune_",
-           "wanda_prune_", "sparsegpt_prune_", "PRUNERS", "calibration_windows", "input_grams",
-           "prune_transformer", "linear_sparsity", "head_scores", "mlp_neuron_scores",
-           "shrink_transformer", "mask_like_shrunk"]
+__all__ = [
+    "BLOCK_LINEARS",
+    "block_linears",
+    "keep_mask",
+    "n_m_mask",
+    "magnitude_prune_",
+    "wanda_prune_",
+    "sparsegpt_prune_",
+    "PRUNERS",
+    "calibration_windows",
+    "input_grams",
+    "prune_transformer",
+    "linear_sparsity",
+    "head_scores",
+    "mlp_neuron_scores",
+    "shrink_transformer",
+    "mask_like_shrunk",
+]
 
 BLOCK_LINEARS = ("attn.q", "attn.k", "attn.v", "attn.proj", "fc", "proj")
 """The six ``nn.Linear`` layers of a ``TransformerBlock``: the ones one-shot pruning touches."""
@@ -42,9 +57,12 @@ BLOCK_LINEARS = ("attn.q", "attn.k", "attn.v", "attn.proj", "fc", "proj")
 
 def _check_model(model: nn.Module) -> None:
     if not isinstance(getattr(model, "blocks", None), nn.ModuleList) or not all(
-            hasattr(block, "attn") and hasattr(block, "fc") for block in model.blocks):
-        raise TypeError(f"{type(model).__name__} has no TinyGPT-style blocks (model.blocks[i] "
-                        "with .attn.q/.k/.v/.proj, .fc and .proj): these helpers prune a TinyGPT.")
+        hasattr(block, "attn") and hasattr(block, "fc") for block in model.blocks
+    ):
+        raise TypeError(
+            f"{type(model).__name__} has no TinyGPT-style blocks (model.blocks[i] "
+            "with .attn.q/.k/.v/.proj, .fc and .proj): these helpers prune a TinyGPT."
+        )
 
 
 def block_linears(block: nn.Module) -> dict[str, nn.Linear]:
@@ -59,8 +77,10 @@ def keep_mask(scores: torch.Tensor, sparsity: float, per_row: bool = False) -> t
     layer; either way the sparsity is exact. Ties are broken by position.
     """
     if not 0 <= float(sparsity) < 1:
-        raise ValueError(f"sparsity must be in [0, 1) (a fraction of the weights), not "
-                         f"{sparsity!r}: 0.5 removes half.")
+        raise ValueError(
+            f"sparsity must be in [0, 1) (a fraction of the weights), not "
+            f"{sparsity!r}: 0.5 removes half."
+        )
     rows = scores if per_row else scores.reshape(1, -1)
     n_prune = round(float(sparsity) * rows.shape[1])
     keep = torch.ones_like(rows, dtype=torch.bool)
@@ -77,8 +97,10 @@ def n_m_mask(scores: torch.Tensor, n: int = 2, m: int = 4) -> torch.Tensor:
     if not (isinstance(n, int) and isinstance(m, int) and 0 < n < m):
         raise ValueError(f"an N:M pattern keeps n of every m weights, 0 < n < m; got {n}:{m}.")
     if scores.dim() != 2 or scores.shape[1] % m:
-        raise ValueError(f"a {n}:{m} pattern needs an input width that is a multiple of {m}; "
-                         f"this layer's weight is {tuple(scores.shape)}.")
+        raise ValueError(
+            f"a {n}:{m} pattern needs an input width that is a multiple of {m}; "
+            f"this layer's weight is {tuple(scores.shape)}."
+        )
     groups = scores.reshape(scores.shape[0], -1, m)
     keep = torch.zeros_like(groups, dtype=torch.bool)
     keep.scatter_(-1, groups.topk(n, dim=-1).indices, True)
@@ -86,8 +108,12 @@ def n_m_mask(scores: torch.Tensor, n: int = 2, m: int = 4) -> torch.Tensor:
 
 
 @torch.no_grad()
-def magnitude_prune_(linear: nn.Linear, gram: torch.Tensor | None, sparsity: float = 0.5,
-                     n_m: tuple[int, int] | None = None) -> None:
+def magnitude_prune_(
+    linear: nn.Linear,
+    gram: torch.Tensor | None,
+    sparsity: float = 0.5,
+    n_m: tuple[int, int] | None = None,
+) -> None:
     """Zero the smallest ``|W|`` of the whole layer (or of every N:M group); ``gram`` is unused."""
     scores = linear.weight.abs()
     keep = n_m_mask(scores, *n_m) if n_m else keep_mask(scores, sparsity)
@@ -95,6 +121,8 @@ def magnitude_prune_(linear: nn.Linear, gram: torch.Tensor | None, sparsity: flo
 
 
 # saved in course_utils.lm_pruning
+# Written out in a notebook: keep this copy identical to it.
+# fmt: off
 def wanda_prune_(linear: nn.Linear, gram: torch.Tensor, sparsity: float = 0.5,
                  n_m: tuple[int, int] | None = None) -> None:
     """Wanda: zero the weights with the smallest |W_ij| * ||x_j|| in each output row."""
@@ -105,10 +133,18 @@ def wanda_prune_(linear: nn.Linear, gram: torch.Tensor, sparsity: float = 0.5,
         linear.weight.mul_(keep)
 
 
+# fmt: on
+
+
 @torch.no_grad()
-def sparsegpt_prune_(linear: nn.Linear, gram: torch.Tensor, sparsity: float = 0.5,
-                     n_m: tuple[int, int] | None = None, block_size: int = 128,
-                     damp: float = 0.01) -> None:
+def sparsegpt_prune_(
+    linear: nn.Linear,
+    gram: torch.Tensor,
+    sparsity: float = 0.5,
+    n_m: tuple[int, int] | None = None,
+    block_size: int = 128,
+    damp: float = 0.01,
+) -> None:
     """SparseGPT (Frantar & Alistarh, 2023): prune column by column, fixing up the rest.
 
     1. The Hessian of the layer's squared error is ``H = 2 X^T X / n``; damp it (add
@@ -126,7 +162,7 @@ def sparsegpt_prune_(linear: nn.Linear, gram: torch.Tensor, sparsity: float = 0.
     W = linear.weight.detach().clone().float()
     H = (2 * gram / max(1.0, float(gram.diagonal().max()))).clone().float()  # scale is irrelevant
     columns = W.shape[1]
-    dead = H.diagonal() == 0                   # inputs that are always 0: their weights go free
+    dead = H.diagonal() == 0  # inputs that are always 0: their weights go free
     H[dead, dead] = 1.0
     W[:, dead] = 0.0
     H += damp * H.diagonal().mean() * torch.eye(columns, device=H.device)
@@ -136,30 +172,37 @@ def sparsegpt_prune_(linear: nn.Linear, gram: torch.Tensor, sparsity: float = 0.
         W1, U1 = W[:, start:end].clone(), U[start:end, start:end]
         errors = torch.zeros_like(W1)
         if n_m is None:
-            pruned = ~keep_mask(W1 ** 2 / U1.diagonal() ** 2, sparsity)
+            pruned = ~keep_mask(W1**2 / U1.diagonal() ** 2, sparsity)
         else:
             pruned = torch.zeros_like(W1, dtype=torch.bool)
         for i in range(end - start):
             if n_m is not None and i % n_m[1] == 0:
-                group = W1[:, i:i + n_m[1]] ** 2 / U1.diagonal()[i:i + n_m[1]] ** 2
-                pruned[:, i:i + n_m[1]] = ~n_m_mask(group, *n_m)
+                group = W1[:, i : i + n_m[1]] ** 2 / U1.diagonal()[i : i + n_m[1]] ** 2
+                pruned[:, i : i + n_m[1]] = ~n_m_mask(group, *n_m)
             w, d = W1[:, i], U1[i, i]
             q = w.masked_fill(pruned[:, i], 0.0)
             errors[:, i] = (w - q) / d
-            W1[:, i:] -= errors[:, i:i + 1] * U1[i:i + 1, i:]  # column i becomes q exactly
+            W1[:, i:] -= errors[:, i : i + 1] * U1[i : i + 1, i:]  # column i becomes q exactly
         W[:, start:end] = W1.masked_fill(pruned, 0.0)
         W[:, end:] -= errors @ U[start:end, end:]
     linear.weight.copy_(W.to(linear.weight.dtype))
 
 
-PRUNERS: dict[str, Callable[..., None]] = {"magnitude": magnitude_prune_, "wanda": wanda_prune_,
-                                          "sparsegpt": sparsegpt_prune_}
+PRUNERS: dict[str, Callable[..., None]] = {
+    "magnitude": magnitude_prune_,
+    "wanda": wanda_prune_,
+    "sparsegpt": sparsegpt_prune_,
+}
 """The one-shot criteria by name, each ``fn(linear, gram, sparsity, n_m)``."""
 
 
-def calibration_windows(corpus: CharCorpus, count: int = 64, context: int = 64,
-                        seed: int | None = None, device: str | torch.device = "cpu",
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
+def calibration_windows(
+    corpus: CharCorpus,
+    count: int = 64,
+    context: int = 64,
+    seed: int | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``count`` random windows of *training* text (never validation) and their next characters.
 
     Drawn with ``seed``, by default ``course_seed()``, so ``make sweep`` varies the calibration
@@ -174,9 +217,11 @@ def input_grams(block: nn.Module, hidden: torch.Tensor) -> dict[str, torch.Tenso
     """Run ``block`` on ``hidden`` and return ``{layer name: X^T X}`` of each linear's inputs."""
     grams, handles = {}, []
     for name, layer in block_linears(block).items():
+
         def record(_module, args, _output, name=name):
             x = args[0].reshape(-1, args[0].shape[-1]).float()
             grams[name] = grams.get(name, 0) + x.T @ x
+
         handles.append(layer.register_forward_hook(record))
     try:
         block(hidden)
@@ -187,9 +232,14 @@ def input_grams(block: nn.Module, hidden: torch.Tensor) -> dict[str, torch.Tenso
 
 
 @torch.no_grad()
-def prune_transformer(model: nn.Module, calibration: torch.Tensor, method: str = "sparsegpt",
-                      sparsity: float = 0.5, n_m: tuple[int, int] | None = None,
-                      sequential: bool = True) -> tuple[nn.Module, float]:
+def prune_transformer(
+    model: nn.Module,
+    calibration: torch.Tensor,
+    method: str = "sparsegpt",
+    sparsity: float = 0.5,
+    n_m: tuple[int, int] | None = None,
+    sequential: bool = True,
+) -> tuple[nn.Module, float]:
     """A pruned copy of ``model`` and the seconds it took: every block linear, one block at a time.
 
     Each block's six linears see the calibration windows' activations at their inputs (one
@@ -226,8 +276,9 @@ def linear_sparsity(model: nn.Module) -> float:
     return sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
 
 
-def head_scores(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
-                batch_size: int = 8) -> torch.Tensor:
+def head_scores(
+    model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int = 8
+) -> torch.Tensor:
     """Michel et al. (2019): ``|dLoss / d gate_h|`` summed over batches; ``(layers, heads)``.
 
     Each head's output is multiplied by a gate ``head_gate[h] = 1``; the gradient of the loss
@@ -261,29 +312,36 @@ def mlp_neuron_scores(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     _check_model(model)
     model.eval()
     activity = []
-    handles = [block.fc.register_forward_hook(
-        lambda _m, _a, out: activity.append(torch.nn.functional.gelu(out).abs().mean((0, 1))))
-        for block in model.blocks]
+    handles = [
+        block.fc.register_forward_hook(
+            lambda _m, _a, out: activity.append(torch.nn.functional.gelu(out).abs().mean((0, 1)))
+        )
+        for block in model.blocks
+    ]
     try:
         model(inputs)
     finally:
         for handle in handles:
             handle.remove()
-    return torch.stack([act * block.proj.weight.norm(dim=0)
-                        for act, block in zip(activity, model.blocks)])
+    return torch.stack(
+        [act * block.proj.weight.norm(dim=0) for act, block in zip(activity, model.blocks)]
+    )
 
 
 def _head_rows(heads: Sequence[int], n_head: int, head_dim: int) -> torch.Tensor:
     heads = [int(h) for h in heads]
     bad = [h for h in heads if not 0 <= h < n_head]
     if bad or len(set(heads)) != len(heads) or not heads:
-        raise ValueError(f"heads to keep must be distinct indices in 0..{n_head - 1}, at least "
-                         f"one per layer; got {heads}.")
+        raise ValueError(
+            f"heads to keep must be distinct indices in 0..{n_head - 1}, at least "
+            f"one per layer; got {heads}."
+        )
     return torch.cat([torch.arange(h * head_dim, (h + 1) * head_dim) for h in sorted(heads)])
 
 
-def shrink_transformer(model: nn.Module, keep_heads: Sequence[Sequence[int]],
-                       keep_neurons: Sequence[Sequence[int]]) -> nn.Module:
+def shrink_transformer(
+    model: nn.Module, keep_heads: Sequence[Sequence[int]], keep_neurons: Sequence[Sequence[int]]
+) -> nn.Module:
     """A smaller ``TinyGPT`` with only the heads and MLP neurons kept, one list per layer.
 
     A head is rows of ``q``, ``k``, ``v`` and columns of ``attn.proj``; an MLP neuron is a row
@@ -292,8 +350,9 @@ def shrink_transformer(model: nn.Module, keep_heads: Sequence[Sequence[int]],
     """
     _check_model(model)
     if len(keep_heads) != len(model.blocks) or len(keep_neurons) != len(model.blocks):
-        raise ValueError(f"give one list of heads and one of neurons per layer "
-                         f"({len(model.blocks)} layers).")
+        raise ValueError(
+            f"give one list of heads and one of neurons per layer ({len(model.blocks)} layers)."
+        )
     small = copy.deepcopy(model)
     for block, heads, neurons in zip(small.blocks, keep_heads, keep_neurons):
         attn = block.attn
@@ -311,8 +370,9 @@ def shrink_transformer(model: nn.Module, keep_heads: Sequence[Sequence[int]],
 
 
 @torch.no_grad()
-def mask_like_shrunk(model: nn.Module, keep_heads: Sequence[Sequence[int]],
-                     keep_neurons: Sequence[Sequence[int]]) -> nn.Module:
+def mask_like_shrunk(
+    model: nn.Module, keep_heads: Sequence[Sequence[int]], keep_neurons: Sequence[Sequence[int]]
+) -> nn.Module:
     """A same-size copy with the other heads gated to 0 and the other neurons' ``fc`` rows zeroed.
 
     It computes what ``shrink_transformer`` keeps (GELU(0) = 0), so the two can be compared.

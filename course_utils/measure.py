@@ -6,6 +6,7 @@ side by side in one run: warm-up, interleaved rounds, the median, and ratios aga
 entry. Introduced in 02_l1_unstructured_pruning (sparsity, file size); FLOPs and timing in
 06_structured_pruning.
 """
+
 from __future__ import annotations
 
 import io
@@ -25,8 +26,17 @@ from .pruning import PRUNABLE, masked_copy
 logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 from torch.utils import benchmark  # noqa: E402
 
-__all__ = ["count_parameters", "sparsity", "sparsity_report", "file_size", "count_macs",
-           "compare_speed", "compare_throughput", "cpu_copy", "cpu_throughput"]
+__all__ = [
+    "count_parameters",
+    "sparsity",
+    "sparsity_report",
+    "file_size",
+    "count_macs",
+    "compare_speed",
+    "compare_throughput",
+    "cpu_copy",
+    "cpu_throughput",
+]
 
 
 def count_parameters(model: nn.Module, nonzero: bool = False) -> int:
@@ -48,8 +58,9 @@ def sparsity(tensor: torch.Tensor) -> float:
     return float((tensor == 0).sum()) / tensor.numel()
 
 
-def sparsity_report(model: nn.Module, layer_types: tuple[type, ...] = PRUNABLE,
-                    quiet: bool = False) -> dict[str, tuple[int, int]]:
+def sparsity_report(
+    model: nn.Module, layer_types: tuple[type, ...] = PRUNABLE, quiet: bool = False
+) -> dict[str, tuple[int, int]]:
     """Per-layer and total sparsity of the weights; prints a table, returns the numbers.
 
     Returns ``{layer name: (zeros, total)}`` with a ``"total"`` entry. Reads ``weight``, so
@@ -101,9 +112,15 @@ def _synchronizer(device: str | torch.device) -> Callable[[], None]:
     return lambda: None
 
 
-def compare_speed(functions: dict[str, Callable[[], Any]], *, warmup: int = 3, repeats: int = 15,
-                  threads: int | None = None, label: str = "",
-                  device: str | torch.device = "cpu") -> dict[str, dict[str, Any]]:
+def compare_speed(
+    functions: dict[str, Callable[[], Any]],
+    *,
+    warmup: int = 3,
+    repeats: int = 15,
+    threads: int | None = None,
+    label: str = "",
+    device: str | torch.device = "cpu",
+) -> dict[str, dict[str, Any]]:
     """Time several zero-argument callables side by side with ``torch.utils.benchmark``.
 
     One ``benchmark.Timer`` per function (``threads`` CPU threads, torch's current number by
@@ -120,10 +137,17 @@ def compare_speed(functions: dict[str, Callable[[], Any]], *, warmup: int = 3, r
         raise ValueError(f"repeats must be >= 1 and warmup >= 0, not {repeats!r} and {warmup!r}.")
     threads = threads or torch.get_num_threads()
     sync = _synchronizer(device)
-    timers = {name: benchmark.Timer("fn(); sync()", globals={"fn": fn, "sync": sync}, label=label,
-                                    sub_label=f"median of {repeats}", description=name,
-                                    num_threads=threads)
-              for name, fn in functions.items()}
+    timers = {
+        name: benchmark.Timer(
+            "fn(); sync()",
+            globals={"fn": fn, "sync": sync},
+            label=label,
+            sub_label=f"median of {repeats}",
+            description=name,
+            num_threads=threads,
+        )
+        for name, fn in functions.items()
+    }
     rounds = {name: [] for name in functions}
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -140,21 +164,35 @@ def compare_speed(functions: dict[str, Callable[[], Any]], *, warmup: int = 3, r
         torch.set_num_threads(previous_threads)
     measurements = {name: benchmark.Measurement.merge(ms)[0] for name, ms in rounds.items()}
     first = next(iter(measurements.values())).median
-    return {name: {"median_s": m.median, "speedup": first / m.median, "measurement": m}
-            for name, m in measurements.items()}
+    return {
+        name: {"median_s": m.median, "speedup": first / m.median, "measurement": m}
+        for name, m in measurements.items()
+    }
 
 
-def compare_throughput(models: dict[str, nn.Module], example_input: torch.Tensor, *,
-                       warmup: int = 3, repeats: int = 15, threads: int | None = None,
-                       label: str = "") -> dict[str, dict[str, Any]]:
+def compare_throughput(
+    models: dict[str, nn.Module],
+    example_input: torch.Tensor,
+    *,
+    warmup: int = 3,
+    repeats: int = 15,
+    threads: int | None = None,
+    label: str = "",
+) -> dict[str, dict[str, Any]]:
     """Inference throughput of several models on the same batch, side by side (``compare_speed``).
 
     Returns ``{name: {"median_s", "speedup", "items_per_s", "measurement"}}``; ``speedup`` is
     relative to the first model. The models are put in eval mode.
     """
     calls = {name: partial(model.eval(), example_input) for name, model in models.items()}
-    results = compare_speed(calls, warmup=warmup, repeats=repeats, threads=threads, label=label,
-                            device=example_input.device)
+    results = compare_speed(
+        calls,
+        warmup=warmup,
+        repeats=repeats,
+        threads=threads,
+        label=label,
+        device=example_input.device,
+    )
     for row in results.values():
         row["items_per_s"] = len(example_input) / row["median_s"]
     return results
@@ -166,14 +204,23 @@ def cpu_copy(model: nn.Module) -> nn.Module:
     A model pruned with masks is copied with its masks (``course_utils.pruning.masked_copy``).
     """
     if any(buffer.layout != torch.strided for buffer in model.buffers()):
-        raise ValueError("a model with sparse layers (CSRLinear) cannot be copied: build it from "
-                         "a CPU copy of the dense model instead, to_csr_model(cpu_copy(model)).")
+        raise ValueError(
+            "a model with sparse layers (CSRLinear) cannot be copied: build it from "
+            "a CPU copy of the dense model instead, to_csr_model(cpu_copy(model))."
+        )
     return masked_copy(model).cpu().eval()
 
 
-def cpu_throughput(models: dict[str, nn.Module], images: torch.Tensor, *, batch_size: int = 256,
-                   warmup: int = 3, repeats: int = 15, threads: int | None = None,
-                   label: str = "") -> dict[str, dict[str, Any]]:
+def cpu_throughput(
+    models: dict[str, nn.Module],
+    images: torch.Tensor,
+    *,
+    batch_size: int = 256,
+    warmup: int = 3,
+    repeats: int = 15,
+    threads: int | None = None,
+    label: str = "",
+) -> dict[str, dict[str, Any]]:
     """``compare_throughput`` on the CPU, on one batch of ``images``, whatever ``device`` is.
 
     Models on another device are timed as CPU copies (``cpu_copy``), so they stay where they
@@ -185,8 +232,9 @@ def cpu_throughput(models: dict[str, nn.Module], images: torch.Tensor, *, batch_
     for name, model in models.items():
         device = _device_of(model)
         on_cpu[name] = model if device.type == "cpu" else cpu_copy(model)
-    return compare_throughput(on_cpu, batch.cpu(), warmup=warmup, repeats=repeats,
-                              threads=threads, label=label)
+    return compare_throughput(
+        on_cpu, batch.cpu(), warmup=warmup, repeats=repeats, threads=threads, label=label
+    )
 
 
 def _device_of(model: nn.Module) -> torch.device:

@@ -3,16 +3,27 @@
 ``Net`` is introduced in 01_model_definition, ``SmallCNN`` in 06_structured_pruning,
 ``SmallResNet`` in 08_pruning_a_residual_network, ``TinyGPT`` in 09_pruning_a_transformer.
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["Net", "SmallCNN", "ResidualBlock", "SmallResNet", "CausalSelfAttention",
-           "TransformerBlock", "TinyGPT", "parameter_table"]
+__all__ = [
+    "Net",
+    "SmallCNN",
+    "ResidualBlock",
+    "SmallResNet",
+    "CausalSelfAttention",
+    "TransformerBlock",
+    "TinyGPT",
+    "parameter_table",
+]
 
 
+# Written out in a notebook: keep this copy identical to it.
+# fmt: off
 class Net(nn.Module):
     """The article's fully connected network: 784-256-128-10 with ReLU (expects flat inputs)."""
 
@@ -29,6 +40,9 @@ class Net(nn.Module):
         return x
 
 
+# fmt: on
+
+
 class SmallCNN(nn.Module):
     """Three conv-BatchNorm-ReLU blocks and a linear classifier, for 1x28x28 images.
 
@@ -38,14 +52,21 @@ class SmallCNN(nn.Module):
     ``channels[2] x 7 x 7`` features. Two epochs of training take seconds (notebook 06).
     """
 
-    def __init__(self, channels: tuple[int, int, int] = (16, 32, 64),
-                 num_classes: int = 10) -> None:
+    def __init__(
+        self, channels: tuple[int, int, int] = (16, 32, 64), num_classes: int = 10
+    ) -> None:
         super().__init__()
         c1, c2, c3 = channels
         self.features = nn.Sequential(
-            nn.Conv2d(1, c1, 3, stride=2, padding=1), nn.BatchNorm2d(c1), nn.ReLU(),   # 14x14
-            nn.Conv2d(c1, c2, 3, padding=1), nn.BatchNorm2d(c2), nn.ReLU(),            # 14x14
-            nn.Conv2d(c2, c3, 3, stride=2, padding=1), nn.BatchNorm2d(c3), nn.ReLU(),  # 7x7
+            nn.Conv2d(1, c1, 3, stride=2, padding=1),
+            nn.BatchNorm2d(c1),
+            nn.ReLU(),  # 14x14
+            nn.Conv2d(c1, c2, 3, padding=1),
+            nn.BatchNorm2d(c2),
+            nn.ReLU(),  # 14x14
+            nn.Conv2d(c2, c3, 3, stride=2, padding=1),
+            nn.BatchNorm2d(c3),
+            nn.ReLU(),  # 7x7
         )
         self.classifier = nn.Linear(c3 * 7 * 7, num_classes)
 
@@ -80,11 +101,13 @@ class SmallResNet(nn.Module):
     def __init__(self, channels: tuple[int, int] = (16, 32), num_classes: int = 10) -> None:
         super().__init__()
         c1, c2 = channels
-        self.stem = nn.Sequential(nn.Conv2d(1, c1, 3, stride=2, padding=1, bias=False),
-                                  nn.BatchNorm2d(c1), nn.ReLU())                        # 14x14
+        self.stem = nn.Sequential(
+            nn.Conv2d(1, c1, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c1), nn.ReLU()
+        )  # 14x14
         self.block1 = ResidualBlock(c1)
-        self.down = nn.Sequential(nn.Conv2d(c1, c2, 3, stride=2, padding=1, bias=False),
-                                  nn.BatchNorm2d(c2), nn.ReLU())                        # 7x7
+        self.down = nn.Sequential(
+            nn.Conv2d(c1, c2, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c2), nn.ReLU()
+        )  # 7x7
         self.block2 = ResidualBlock(c2)
         self.block3 = ResidualBlock(c2)
         self.fc = nn.Linear(c2, num_classes)
@@ -125,8 +148,10 @@ class CausalSelfAttention(nn.Module):
         B, T, _ = x.shape
         if self.n_head == 0:  # every head removed: only the output bias is left
             return self.proj(x.new_zeros(B, T, 0))
-        q, k, v = (layer(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)
-                   for layer in (self.q, self.k, self.v))  # (B, heads, T, head_dim) each
+        q, k, v = (
+            layer(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)
+            for layer in (self.q, self.k, self.v)
+        )  # (B, heads, T, head_dim) each
         out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         out = out * self.head_gate.view(1, -1, 1, 1)
         return self.proj(out.transpose(1, 2).reshape(B, T, self.n_head * self.head_dim))
@@ -140,8 +165,8 @@ class TransformerBlock(nn.Module):
         self.ln1 = nn.LayerNorm(width)
         self.attn = CausalSelfAttention(width, n_head, head_dim)
         self.ln2 = nn.LayerNorm(width)
-        self.fc = nn.Linear(width, mlp_width)     # MLP neuron j: row j of fc ...
-        self.proj = nn.Linear(mlp_width, width)   # ... and column j of proj
+        self.fc = nn.Linear(width, mlp_width)  # MLP neuron j: row j of fc ...
+        self.proj = nn.Linear(mlp_width, width)  # ... and column j of proj
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln1(x))
@@ -157,9 +182,17 @@ class TinyGPT(nn.Module):
     Introduced in 09_pruning_a_transformer.
     """
 
-    def __init__(self, vocab_size: int = 65, context: int = 64, width: int = 128,
-                 n_layer: int = 4, n_head: int = 4, mlp_width: int = 512,
-                 heads: list[int] | None = None, mlp_widths: list[int] | None = None) -> None:
+    def __init__(
+        self,
+        vocab_size: int = 65,
+        context: int = 64,
+        width: int = 128,
+        n_layer: int = 4,
+        n_head: int = 4,
+        mlp_width: int = 512,
+        heads: list[int] | None = None,
+        mlp_widths: list[int] | None = None,
+    ) -> None:
         super().__init__()
         if width % n_head:
             raise ValueError(f"width {width} is not a multiple of n_head {n_head}.")
@@ -167,13 +200,21 @@ class TinyGPT(nn.Module):
         mlp_widths = list(mlp_widths) if mlp_widths is not None else [mlp_width] * n_layer
         if len(heads) != n_layer or len(mlp_widths) != n_layer:
             raise ValueError(f"heads and mlp_widths need one entry per layer ({n_layer}).")
-        self.config = dict(vocab_size=vocab_size, context=context, width=width, n_layer=n_layer,
-                           n_head=n_head, heads=heads, mlp_widths=mlp_widths)
+        self.config = dict(
+            vocab_size=vocab_size,
+            context=context,
+            width=width,
+            n_layer=n_layer,
+            n_head=n_head,
+            heads=heads,
+            mlp_widths=mlp_widths,
+        )
         self.context = context
         self.tok_emb = nn.Embedding(vocab_size, width)
         self.pos_emb = nn.Embedding(context, width)
-        self.blocks = nn.ModuleList(TransformerBlock(width, h, width // n_head, m)
-                                    for h, m in zip(heads, mlp_widths))
+        self.blocks = nn.ModuleList(
+            TransformerBlock(width, h, width // n_head, m) for h, m in zip(heads, mlp_widths)
+        )
         self.ln_f = nn.LayerNorm(width)
         self.head = nn.Linear(width, vocab_size)
 

@@ -2,6 +2,7 @@
 
 Thin wrappers around matplotlib; each returns the figure so a notebook can adjust it.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -11,18 +12,29 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-__all__ = ["show_images", "plot_history", "plot_confusion", "plot_weight_masks",
-           "plot_weight_histogram",
-           "plot_curves", "plot_per_class"]
+__all__ = [
+    "show_images",
+    "plot_history",
+    "plot_confusion",
+    "plot_weight_masks",
+    "plot_weight_histogram",
+    "plot_curves",
+    "plot_per_class",
+]
 
 
 def _as_image(x):
     return x.detach().float().cpu().reshape(28, 28)
 
 
-def show_images(images: torch.Tensor, labels: torch.Tensor, classes: Sequence[str],
-                preds: torch.Tensor | None = None, ncols: int = 8,
-                title: str | None = None) -> Figure:
+def show_images(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    classes: Sequence[str],
+    preds: torch.Tensor | None = None,
+    ncols: int = 8,
+    title: str | None = None,
+) -> Figure:
     """A grid of 28x28 images captioned with their class (and prediction, when given)."""
     n = len(images)
     nrows = (n + ncols - 1) // ncols
@@ -37,8 +49,11 @@ def show_images(images: torch.Tensor, labels: torch.Tensor, classes: Sequence[st
             ax.set_title(truth, fontsize=8)
         else:
             guess = classes[int(preds[i])]
-            ax.set_title(f"{guess}\n(is {truth})", fontsize=7,
-                         color="tab:green" if guess == truth else "tab:red")
+            ax.set_title(
+                f"{guess}\n(is {truth})",
+                fontsize=7,
+                color="tab:green" if guess == truth else "tab:red",
+            )
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -60,8 +75,12 @@ def plot_history(history: dict[str, list[float]], title: str = "Learning curves"
     return fig
 
 
-def plot_confusion(preds: torch.Tensor, labels: torch.Tensor, classes: Sequence[str],
-                   title: str = "Confusion matrix (test set)") -> tuple[Figure, torch.Tensor]:
+def plot_confusion(
+    preds: torch.Tensor,
+    labels: torch.Tensor,
+    classes: Sequence[str],
+    title: str = "Confusion matrix (test set)",
+) -> tuple[Figure, torch.Tensor]:
     """Confusion matrix as an image: rows are true classes, columns predictions."""
     k = len(classes)
     matrix = torch.zeros(k, k, dtype=torch.long)
@@ -69,10 +88,18 @@ def plot_confusion(preds: torch.Tensor, labels: torch.Tensor, classes: Sequence[
     fig, ax = plt.subplots(figsize=(6, 5))
     ax.imshow(matrix, cmap="Blues")
     ax.grid(False)
-    for (i, j), v in zip(torch.cartesian_prod(torch.arange(k), torch.arange(k)).tolist(),
-                         matrix.flatten().tolist()):
-        ax.text(j, i, v, ha="center", va="center", fontsize=7,
-                color="white" if v > matrix.max() / 2 else "black")
+    for (i, j), v in zip(
+        torch.cartesian_prod(torch.arange(k), torch.arange(k)).tolist(), matrix.flatten().tolist()
+    ):
+        ax.text(
+            j,
+            i,
+            v,
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if v > matrix.max() / 2 else "black",
+        )
     ax.set_xticks(range(k), classes, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(k), classes, fontsize=8)
     ax.set(xlabel="predicted", ylabel="true", title=title)
@@ -80,8 +107,9 @@ def plot_confusion(preds: torch.Tensor, labels: torch.Tensor, classes: Sequence[
     return fig, matrix
 
 
-def plot_weight_masks(weight: torch.Tensor, rows: Sequence[int] = (0, 1, 2, 3, 4, 5, 6, 7),
-                      title: str = "fc1 masks") -> Figure:
+def plot_weight_masks(
+    weight: torch.Tensor, rows: Sequence[int] = (0, 1, 2, 3, 4, 5, 6, 7), title: str = "fc1 masks"
+) -> Figure:
     """Rows of a 784-input weight (or mask) reshaped to 28x28: black is kept, white pruned."""
     fig, axes = plt.subplots(1, len(rows), figsize=(1.4 * len(rows), 1.7))
     for ax, r in zip(axes, rows):
@@ -93,26 +121,39 @@ def plot_weight_masks(weight: torch.Tensor, rows: Sequence[int] = (0, 1, 2, 3, 4
     return fig
 
 
-def plot_weight_histogram(weight: torch.Tensor, threshold: float | None = None, bins: int = 100,
-                          title: str = "|weight| of fc1") -> Figure:
+def plot_weight_histogram(
+    weight: torch.Tensor,
+    threshold: float | None = None,
+    bins: int = 100,
+    title: str = "|weight| of fc1",
+) -> Figure:
     """Histogram of the absolute weights, with the pruning threshold as a red line (02)."""
     values = weight.detach().abs().flatten().float().cpu()
     fig, ax = plt.subplots(figsize=(6, 2.8))
     ax.hist(values.numpy(), bins=bins, color="tab:blue")
     if threshold is not None:
         pruned = 100 * float((values <= threshold).float().mean())
-        ax.axvline(threshold, color="tab:red", lw=2,
-                   label=f"threshold {threshold:.4f}: {pruned:.0f}% of weights below")
+        ax.axvline(
+            threshold,
+            color="tab:red",
+            lw=2,
+            label=f"threshold {threshold:.4f}: {pruned:.0f}% of weights below",
+        )
         ax.legend(fontsize=8)
     ax.set(xlabel="|weight|", ylabel="number of weights", title=title)
     fig.tight_layout()
     return fig
 
 
-def plot_curves(curves: dict[str, tuple[Sequence[float], Sequence[float]]],
-                reference: float | None = None, xlabel: str = "sparsity (%)",
-                ylabel: str = "validation accuracy (%)", title: str | None = None,
-                ax: Axes | None = None, marker: str = "o-") -> Figure:
+def plot_curves(
+    curves: dict[str, tuple[Sequence[float], Sequence[float]]],
+    reference: float | None = None,
+    xlabel: str = "sparsity (%)",
+    ylabel: str = "validation accuracy (%)",
+    title: str | None = None,
+    ax: Axes | None = None,
+    marker: str = "o-",
+) -> Figure:
     """Several curves on one axis: ``{label: (xs, ys)}``, optionally a dashed reference line.
 
     Used for accuracy against sparsity (03), layer sensitivity (03) and recovery curves (04).
@@ -129,8 +170,11 @@ def plot_curves(curves: dict[str, tuple[Sequence[float], Sequence[float]]],
     return ax.figure
 
 
-def plot_per_class(per_class: dict[str, Sequence[float]], classes: Sequence[str],
-                   title: str = "Per-class accuracy (test set)") -> Figure:
+def plot_per_class(
+    per_class: dict[str, Sequence[float]],
+    classes: Sequence[str],
+    title: str = "Per-class accuracy (test set)",
+) -> Figure:
     """Grouped bars of per-class accuracy: ``{model label: 10 accuracies in %}`` (03)."""
     fig, ax = plt.subplots(figsize=(8, 3))
     width = 0.8 / len(per_class)

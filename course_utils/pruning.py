@@ -12,6 +12,7 @@ layer really uses (``effective_weight``), a copy of a masked model (``masked_cop
 new layer in place by its dotted name (``replace_module``), and silencing the BatchNorm channels
 of pruned filters (``silence_batchnorm``, written out in 06_structured_pruning).
 """
+
 from __future__ import annotations
 
 import copy
@@ -21,9 +22,20 @@ import torch
 import torch.nn as nn
 import torch.nn.utils.prune as prune
 
-__all__ = ["PRUNABLE", "prunable_weights", "pruned_copy", "make_permanent", "masked_keys",
-           "require_permanent", "effective_weight", "masked_copy", "replace_module",
-           "silence_batchnorm", "amount_for_target", "cubic_sparsity"]
+__all__ = [
+    "PRUNABLE",
+    "prunable_weights",
+    "pruned_copy",
+    "make_permanent",
+    "masked_keys",
+    "require_permanent",
+    "effective_weight",
+    "masked_copy",
+    "replace_module",
+    "silence_batchnorm",
+    "amount_for_target",
+    "cubic_sparsity",
+]
 
 PRUNABLE = (nn.Linear, nn.Conv2d)
 """The layer types the course prunes (``prunable_weights``, ``sparsity_report``, the surgery)."""
@@ -32,12 +44,15 @@ MASK_SUFFIXES = ("_orig", "_mask")
 """What ``torch.nn.utils.prune`` adds to a pruned tensor's name (``weight_orig``, ``_mask``)."""
 
 
-def prunable_weights(model: nn.Module,
-                     layer_types: tuple[type, ...] = PRUNABLE) -> list[tuple[nn.Module, str]]:
+def prunable_weights(
+    model: nn.Module, layer_types: tuple[type, ...] = PRUNABLE
+) -> list[tuple[nn.Module, str]]:
     """The ``(module, 'weight')`` pairs that ``prune.global_unstructured`` expects."""
     return [(module, "weight") for module in model.modules() if isinstance(module, layer_types)]
 
 
+# Written out in a notebook: keep this copy identical to it.
+# fmt: off
 def pruned_copy(model: nn.Module, amount: float, method: str = "l1",
                 layers: list[str] | None = None, globally: bool = False) -> nn.Module:
     """A copy of `model` with `amount` of its weights pruned by masks; `model` stays dense.
@@ -66,12 +81,20 @@ def pruned_copy(model: nn.Module, amount: float, method: str = "l1",
     return pruned
 
 
+# fmt: on
+
+
+# Written out in a notebook: keep this copy identical to it.
+# fmt: off
 def make_permanent(model: nn.Module) -> nn.Module:
     """prune.remove on every pruned Linear and Conv2d weight: the zeros stay, masks and hooks go."""
     for module, name in prunable_weights(model):
         if prune.is_pruned(module):
             prune.remove(module, name)
     return model
+
+
+# fmt: on
 
 
 def masked_keys(state_dict: dict[str, Any]) -> list[str]:
@@ -90,10 +113,12 @@ def require_permanent(state: nn.Module | dict[str, Any]) -> None:
     """
     keys = masked_keys(state.state_dict() if isinstance(state, nn.Module) else state)
     if keys:
-        raise ValueError(f"the model still carries pruning masks ({', '.join(keys[:4])}): call "
-                         "prune.remove(module, 'weight') on each pruned layer first "
-                         "(make_permanent), so that the zeros are in the weights themselves "
-                         "(or work on a copy).")
+        raise ValueError(
+            f"the model still carries pruning masks ({', '.join(keys[:4])}): call "
+            "prune.remove(module, 'weight') on each pruned layer first "
+            "(make_permanent), so that the zeros are in the weights themselves "
+            "(or work on a copy)."
+        )
 
 
 def effective_weight(module: nn.Module, name: str = "weight") -> torch.Tensor | None:
@@ -148,11 +173,14 @@ def amount_for_target(current: float, target: float) -> float:
     ``(0.5 - 0.2) / (1 - 0.2) = 0.375``.
     """
     if not (0 <= current < 1 and 0 <= target < 1):
-        raise ValueError(f"Sparsities are fractions in [0, 1): got current={current}, "
-                         f"target={target}.")
+        raise ValueError(
+            f"Sparsities are fractions in [0, 1): got current={current}, target={target}."
+        )
     if target < current:
-        raise ValueError(f"Pruning cannot lower sparsity from {current} to {target}; "
-                         "start again from the unpruned model instead.")
+        raise ValueError(
+            f"Pruning cannot lower sparsity from {current} to {target}; "
+            "start again from the unpruned model instead."
+        )
     return (target - current) / (1 - current)
 
 
@@ -168,6 +196,8 @@ def cubic_sparsity(step: int, n_steps: int, final: float, initial: float = 0.0) 
     if not 0 <= step <= n_steps:
         raise ValueError(f"step must lie between 0 and n_steps={n_steps}, not {step!r}.")
     if not (0 <= initial < 1 and 0 <= final < 1) or final < initial:
-        raise ValueError(f"Sparsities are fractions in [0, 1) with initial <= final: got "
-                         f"initial={initial}, final={final}.")
+        raise ValueError(
+            f"Sparsities are fractions in [0, 1) with initial <= final: got "
+            f"initial={initial}, final={final}."
+        )
     return final + (initial - final) * (1 - step / n_steps) ** 3

@@ -11,6 +11,7 @@ Three helpers of 07_from_masks_to_savings live here: ``mask_2_4`` (written out i
 
 Time them against the dense model with ``course_utils.measure.compare_speed``.
 """
+
 from __future__ import annotations
 
 import copy
@@ -24,11 +25,16 @@ from .pruning import replace_module, require_permanent
 __all__ = ["mask_2_4", "CSRLinear", "to_csr_model", "semi_structured_status", "to_semi_structured"]
 
 
+# Written out in a notebook: keep this copy identical to it.
+# fmt: off
 def mask_2_4(weight: torch.Tensor) -> torch.Tensor:
     """1 for the 2 largest |weights| of every group of 4 consecutive inputs, 0 for the others."""
     groups = weight.detach().abs().reshape(weight.shape[0], -1, 4)  # (out, in / 4, 4)
     keep = groups.topk(2, dim=-1).indices
     return torch.zeros_like(groups).scatter_(-1, keep, 1.0).reshape(weight.shape)
+
+
+# fmt: on
 
 
 class CSRLinear(nn.Module):
@@ -57,8 +63,10 @@ class CSRLinear(nn.Module):
 
     def extra_repr(self) -> str:
         nnz = self.weight.values().numel()
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"nonzero={nnz} ({100 * nnz / (self.in_features * self.out_features):.1f}%)")
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"nonzero={nnz} ({100 * nnz / (self.in_features * self.out_features):.1f}%)"
+        )
 
 
 def to_csr_model(model: nn.Module) -> nn.Module:
@@ -80,13 +88,17 @@ def semi_structured_status(device: str | torch.device) -> tuple[bool, str]:
     """``(True, description)`` when 2:4 sparse kernels run on ``device``, else ``(False, why)``."""
     device = torch.device(device)
     if device.type != "cuda" or not torch.cuda.is_available():
-        return False, ("no CUDA GPU here: 2:4 semi-structured kernels need an NVIDIA GPU of "
-                       "compute capability 8.0 or newer (A100, L4, H100...).")
+        return False, (
+            "no CUDA GPU here: 2:4 semi-structured kernels need an NVIDIA GPU of "
+            "compute capability 8.0 or newer (A100, L4, H100...)."
+        )
     major, minor = torch.cuda.get_device_capability(device)
     name = torch.cuda.get_device_name(device)
     if major < 8:
-        return False, (f"{name} has compute capability {major}.{minor}; 2:4 semi-structured "
-                       "kernels need 8.0 or newer (on Colab, choose an L4 or A100, not a T4).")
+        return False, (
+            f"{name} has compute capability {major}.{minor}; 2:4 semi-structured "
+            "kernels need 8.0 or newer (on Colab, choose an L4 or A100, not a T4)."
+        )
     if not hasattr(torch.sparse, "to_sparse_semi_structured"):
         return False, f"torch {torch.__version__} has no torch.sparse.to_sparse_semi_structured."
     return True, f"{name}, compute capability {major}.{minor}"
@@ -102,6 +114,7 @@ def to_semi_structured(model: nn.Module) -> tuple[nn.Module, dict[str, str]]:
     to be true for the model's device; the weights must already follow the 2:4 pattern.
     """
     from torch.sparse import to_sparse_semi_structured
+
     require_permanent(model)
     fast = copy.deepcopy(model).half().eval()
     report = {}
@@ -113,8 +126,9 @@ def to_semi_structured(model: nn.Module) -> tuple[nn.Module, dict[str, str]]:
             report[name] = "dense: the weight is not 2:4 sparse"
             continue
         try:
-            module.weight = nn.Parameter(to_sparse_semi_structured(weight.contiguous()),
-                                         requires_grad=False)
+            module.weight = nn.Parameter(
+                to_sparse_semi_structured(weight.contiguous()), requires_grad=False
+            )
             report[name] = "2:4"
         except RuntimeError as err:  # shape or dtype the backend does not support
             report[name] = f"dense: {str(err).splitlines()[0]}"

@@ -12,6 +12,7 @@ Round trip: every tensor comes back equal (``torch.equal``) with its dtype and s
 comes back as ``0.0``, which compares equal. The file is read with
 ``torch.load(weights_only=True)``.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -26,8 +27,16 @@ import torch.nn as nn
 from .checkpoints import atomic_write
 from .pruning import require_permanent
 
-__all__ = ["pack_bits", "unpack_bits", "encode_tensor", "decode_tensor", "to_bytes", "from_bytes",
-           "save_sparse", "load_sparse"]
+__all__ = [
+    "pack_bits",
+    "unpack_bits",
+    "encode_tensor",
+    "decode_tensor",
+    "to_bytes",
+    "from_bytes",
+    "save_sparse",
+    "load_sparse",
+]
 
 FORMAT = "course_utils.storage/1"
 LAYOUTS = ("bitmask", "csr")
@@ -48,8 +57,10 @@ def pack_bits(mask: torch.Tensor) -> torch.Tensor:
 def unpack_bits(packed: torch.Tensor, numel: int) -> torch.Tensor:
     """The first ``numel`` entries of a ``pack_bits`` result, as a flat boolean tensor."""
     if packed.dtype != torch.uint8 or packed.dim() != 1 or packed.numel() * 8 < numel:
-        raise ValueError(f"expected a flat uint8 tensor of at least {numel} bits, got "
-                         f"{packed.dtype} with shape {tuple(packed.shape)}: the file is damaged.")
+        raise ValueError(
+            f"expected a flat uint8 tensor of at least {numel} bits, got "
+            f"{packed.dtype} with shape {tuple(packed.shape)}: the file is damaged."
+        )
     return ((packed[:, None] >> _SHIFTS) & 1).flatten()[:numel].bool()
 
 
@@ -57,8 +68,9 @@ def _smallest_index_dtype(upper):
     return torch.int16 if upper <= torch.iinfo(torch.int16).max else torch.int32
 
 
-def encode_tensor(tensor: torch.Tensor, layout: str = "bitmask",
-                  min_sparsity: float = 0.05) -> dict[str, Any]:
+def encode_tensor(
+    tensor: torch.Tensor, layout: str = "bitmask", min_sparsity: float = 0.05
+) -> dict[str, Any]:
     """One tensor as a dict: its surviving values plus a bitmask or CSR indices, or kept dense.
 
     Floating-point tensors with at least ``min_sparsity`` zeros are encoded; others (biases of
@@ -74,16 +86,23 @@ def encode_tensor(tensor: torch.Tensor, layout: str = "bitmask",
         return {"layout": "dense", "tensor": tensor.clone()}
     shape = list(tensor.shape)
     if layout == "bitmask":
-        return {"layout": "bitmask", "shape": shape, "bits": pack_bits(nonzero),
-                "values": tensor[nonzero].clone()}
+        return {
+            "layout": "bitmask",
+            "shape": shape,
+            "bits": pack_bits(nonzero),
+            "values": tensor[nonzero].clone(),
+        }
     matrix = nonzero.reshape(shape[0], -1)  # a conv weight: one row per filter
     # CSR: where each row starts in the list of survivors, and each survivor's column. The smallest
     # integer type that fits is enough (torch's own sparse tensors use 8-byte int64 indices).
     crow = torch.cat([torch.zeros(1, dtype=torch.long), matrix.sum(dim=1).cumsum(0)])
-    return {"layout": "csr", "shape": shape,
-            "crow": crow.to(_smallest_index_dtype(matrix.numel())),
-            "col": matrix.nonzero()[:, 1].to(_smallest_index_dtype(matrix.shape[1])),
-            "values": tensor[nonzero].clone()}
+    return {
+        "layout": "csr",
+        "shape": shape,
+        "crow": crow.to(_smallest_index_dtype(matrix.numel())),
+        "col": matrix.nonzero()[:, 1].to(_smallest_index_dtype(matrix.shape[1])),
+        "values": tensor[nonzero].clone(),
+    }
 
 
 def decode_tensor(entry: dict[str, Any]) -> torch.Tensor:
@@ -92,8 +111,9 @@ def decode_tensor(entry: dict[str, Any]) -> torch.Tensor:
     if layout == "dense":
         return entry["tensor"]
     if layout not in LAYOUTS:
-        raise ValueError(f"unknown tensor layout {layout!r}: the file is damaged or from another "
-                         "program.")
+        raise ValueError(
+            f"unknown tensor layout {layout!r}: the file is damaged or from another program."
+        )
     shape, values = entry["shape"], entry["values"]
     numel = 1
     for size in shape:
@@ -101,14 +121,18 @@ def decode_tensor(entry: dict[str, Any]) -> torch.Tensor:
     if layout == "bitmask":
         mask = unpack_bits(entry["bits"], numel)
         if int(mask.sum()) != values.numel():
-            raise ValueError("the bitmask and the number of stored values disagree: the file is "
-                             "damaged.")
+            raise ValueError(
+                "the bitmask and the number of stored values disagree: the file is damaged."
+            )
         dense = torch.zeros(numel, dtype=values.dtype)
         dense[mask] = values
         return dense.view(shape)
     crow, col = entry["crow"].long(), entry["col"].long()
-    if (crow.numel() != shape[0] + 1 or col.numel() != values.numel()
-            or int(crow[-1]) != values.numel()):
+    if (
+        crow.numel() != shape[0] + 1
+        or col.numel() != values.numel()
+        or int(crow[-1]) != values.numel()
+    ):
         raise ValueError("the CSR indices and the stored values disagree: the file is damaged.")
     rows = torch.repeat_interleave(torch.arange(shape[0]), crow.diff())
     dense = torch.zeros(shape[0], numel // shape[0], dtype=values.dtype)
@@ -120,8 +144,10 @@ def _state_dict_of(state):
     if isinstance(state, nn.Module):
         state = state.state_dict()
     if not isinstance(state, dict):
-        raise TypeError("expected an nn.Module or a state_dict (a dict of tensors), got "
-                        f"{type(state).__name__}.")
+        raise TypeError(
+            "expected an nn.Module or a state_dict (a dict of tensors), got "
+            f"{type(state).__name__}."
+        )
     require_permanent(state)
     wrong = [key for key, value in state.items() if not isinstance(value, torch.Tensor)]
     if wrong:
@@ -129,13 +155,20 @@ def _state_dict_of(state):
     return state
 
 
-def to_bytes(state: nn.Module | dict[str, torch.Tensor], layout: str = "bitmask",
-             compress: bool = True, min_sparsity: float = 0.05) -> bytes:
+def to_bytes(
+    state: nn.Module | dict[str, torch.Tensor],
+    layout: str = "bitmask",
+    compress: bool = True,
+    min_sparsity: float = 0.05,
+) -> bytes:
     """The compact file's content for a model or state_dict (see ``save_sparse``)."""
     state = _state_dict_of(state)
-    payload = {"format": FORMAT,
-               "tensors": {key: encode_tensor(value, layout,
-                                              min_sparsity) for key, value in state.items()}}
+    payload = {
+        "format": FORMAT,
+        "tensors": {
+            key: encode_tensor(value, layout, min_sparsity) for key, value in state.items()
+        },
+    }
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     data = buffer.getvalue()
@@ -154,13 +187,20 @@ def from_bytes(data: bytes, device: str | torch.device = "cpu") -> dict[str, tor
         why = f"{type(err).__name__}: {err}"
         raise ValueError(f"not a file written by save_sparse ({why}).") from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError("not a file written by save_sparse: its format tag is missing. For a "
-                         "plain torch.save file use torch.load(path, weights_only=True).")
+        raise ValueError(
+            "not a file written by save_sparse: its format tag is missing. For a "
+            "plain torch.save file use torch.load(path, weights_only=True)."
+        )
     return {key: decode_tensor(entry).to(device) for key, entry in payload["tensors"].items()}
 
 
-def save_sparse(state: nn.Module | dict[str, torch.Tensor], path: str | os.PathLike[str],
-                layout: str = "bitmask", compress: bool = True, min_sparsity: float = 0.05) -> int:
+def save_sparse(
+    state: nn.Module | dict[str, torch.Tensor],
+    path: str | os.PathLike[str],
+    layout: str = "bitmask",
+    compress: bool = True,
+    min_sparsity: float = 0.05,
+) -> int:
     """Write a model's (or state_dict's) sparse tensors compactly; return the bytes written.
 
     Each floating-point tensor with at least ``min_sparsity`` zeros is stored as its surviving
@@ -173,8 +213,9 @@ def save_sparse(state: nn.Module | dict[str, torch.Tensor], path: str | os.PathL
     return len(data)
 
 
-def load_sparse(path: str | os.PathLike[str],
-                device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+def load_sparse(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> dict[str, torch.Tensor]:
     """The state_dict that ``save_sparse`` wrote to ``path``, every tensor on ``device``."""
     with open(path, "rb") as file:
         data = file.read()

@@ -14,6 +14,7 @@ primitives read it. ``course_utils.chain.remove_pruned_units`` applies them to a
 and checks its own work. Introduced in 06_structured_pruning; 08_pruning_a_residual_network uses
 the primitives on a residual block.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -25,8 +26,10 @@ from .pruning import effective_weight
 
 __all__ = ["SurgeryError", "kept_indices", "keep_outputs", "keep_inputs"]
 
-TORCH_PRUNING_HINT = ("Prune coupled layers as one group with Torch-Pruning "
-                      "(torch_pruning.DependencyGraph / tp.pruner.BasePruner; notebook 08).")
+TORCH_PRUNING_HINT = (
+    "Prune coupled layers as one group with Torch-Pruning "
+    "(torch_pruning.DependencyGraph / tp.pruner.BasePruner; notebook 08)."
+)
 
 
 class SurgeryError(RuntimeError):
@@ -41,8 +44,9 @@ def kept_indices(tensor: torch.Tensor, dim: int = 0) -> torch.Tensor:
     Introduced in 06_structured_pruning.
     """
     if not isinstance(tensor, torch.Tensor):
-        raise TypeError("kept_indices needs a tensor (a weight or a mask), not "
-                        f"{type(tensor).__name__}.")
+        raise TypeError(
+            f"kept_indices needs a tensor (a weight or a mask), not {type(tensor).__name__}."
+        )
     if tensor.dim() == 0:
         raise ValueError("kept_indices needs a tensor with at least one dimension.")
     dim = dim % tensor.dim()
@@ -50,8 +54,10 @@ def kept_indices(tensor: torch.Tensor, dim: int = 0) -> torch.Tensor:
     alive = (tensor != 0).any(dim=tuple(other)) if other else tensor != 0
     keep = alive.nonzero().flatten()
     if keep.numel() == 0:
-        raise ValueError(f"Every slice along dim {dim} is zero: nothing would be left. "
-                         "Prune a smaller amount (keep at least one neuron or channel).")
+        raise ValueError(
+            f"Every slice along dim {dim} is zero: nothing would be left. "
+            "Prune a smaller amount (keep at least one neuron or channel)."
+        )
     return keep
 
 
@@ -68,8 +74,10 @@ def _check_idxs(idxs, size, what):
 
 def _plain_conv(conv):
     if conv.groups != 1:
-        raise SurgeryError(f"a grouped or depthwise Conv2d (groups={conv.groups}) ties its input "
-                           "and output channels together. " + TORCH_PRUNING_HINT)
+        raise SurgeryError(
+            f"a grouped or depthwise Conv2d (groups={conv.groups}) ties its input "
+            "and output channels together. " + TORCH_PRUNING_HINT
+        )
 
 
 def _linear(layer, n_in, n_out, bias, weight):
@@ -77,9 +85,18 @@ def _linear(layer, n_in, n_out, bias, weight):
 
 
 def _conv2d(layer, n_in, n_out, bias, weight):
-    return nn.Conv2d(n_in, n_out, layer.kernel_size, stride=layer.stride, padding=layer.padding,
-                     dilation=layer.dilation, bias=bias, padding_mode=layer.padding_mode,
-                     device=weight.device, dtype=weight.dtype)
+    return nn.Conv2d(
+        n_in,
+        n_out,
+        layer.kernel_size,
+        stride=layer.stride,
+        padding=layer.padding,
+        dilation=layer.dilation,
+        bias=bias,
+        padding_mode=layer.padding_mode,
+        device=weight.device,
+        dtype=weight.dtype,
+    )
 
 
 # layer type: (what its outputs are, what its inputs are, a new layer of other sizes). The weight
@@ -94,12 +111,19 @@ _LAYERS = {
 def _batchnorm(bn, idxs):
     ref = bn.running_mean if bn.running_mean is not None else effective_weight(bn, "weight")
     if ref is None:
-        raise SurgeryError("a BatchNorm2d without affine parameters or running statistics has "
-                           "nothing to keep.")
+        raise SurgeryError(
+            "a BatchNorm2d without affine parameters or running statistics has nothing to keep."
+        )
     k = idxs.to(ref.device)
-    new = nn.BatchNorm2d(len(idxs), eps=bn.eps, momentum=bn.momentum, affine=bn.affine,
-                         track_running_stats=bn.track_running_stats, device=ref.device,
-                         dtype=ref.dtype)
+    new = nn.BatchNorm2d(
+        len(idxs),
+        eps=bn.eps,
+        momentum=bn.momentum,
+        affine=bn.affine,
+        track_running_stats=bn.track_running_stats,
+        device=ref.device,
+        dtype=ref.dtype,
+    )
     if bn.affine:
         new.weight.copy_(effective_weight(bn, "weight")[k])
         new.bias.copy_(effective_weight(bn, "bias")[k])
@@ -117,8 +141,9 @@ def _keep(layer, idxs, dim, caller):
         return _batchnorm(layer, _check_idxs(idxs, layer.num_features, "BatchNorm2d's channels"))
     kind = next((entry for cls, entry in _LAYERS.items() if isinstance(layer, cls)), None)
     if kind is None:
-        raise TypeError(f"{caller} handles nn.Linear, nn.Conv2d and nn.BatchNorm2d, not "
-                        f"{type(layer).__name__}.")
+        raise TypeError(
+            f"{caller} handles nn.Linear, nn.Conv2d and nn.BatchNorm2d, not {type(layer).__name__}."
+        )
     if isinstance(layer, nn.Conv2d):
         _plain_conv(layer)
     weight, bias = effective_weight(layer, "weight"), effective_weight(layer, "bias")

@@ -3,6 +3,7 @@
 Introduced in 01_model_definition (``validate`` is taught in 03_validation). Saving and loading
 models lives in ``checkpoints``.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Iterable
@@ -13,14 +14,24 @@ from tqdm.auto import tqdm
 
 from .env import course_seed
 
-__all__ = ["validate", "predict", "accuracy", "train", "fine_tune", "BASELINE_EPOCHS",
-           "BASELINE_EPOCHS_BY_MODEL",
-           "baseline_epochs", "train_baseline"]
+__all__ = [
+    "validate",
+    "predict",
+    "accuracy",
+    "train",
+    "fine_tune",
+    "BASELINE_EPOCHS",
+    "BASELINE_EPOCHS_BY_MODEL",
+    "baseline_epochs",
+    "train_baseline",
+]
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 """Anything that yields ``(images, labels)`` batches: a ``TensorLoader`` or a ``DataLoader``."""
 
 
+# Written out in a notebook: keep this copy identical to it.
+# fmt: off
 def validate(model: nn.Module, val_loader, criterion: nn.Module) -> float:
     """The article's validation loop: the average loss over the batches of ``val_loader``."""
     model.eval()
@@ -31,6 +42,9 @@ def validate(model: nn.Module, val_loader, criterion: nn.Module) -> float:
             loss = criterion(outputs, labels)
             validation_loss += loss.item()
     return validation_loss / len(val_loader)
+
+
+# fmt: on
 
 
 @torch.no_grad()
@@ -50,11 +64,18 @@ def accuracy(model: nn.Module, loader: Batches) -> float:
     return 100.0 * (preds == labels).float().mean().item()
 
 
-def train(model: nn.Module, train_loader: Batches, val_loader: Batches | None = None,
-          epochs: int = 10, optimizer: torch.optim.Optimizer | None = None, lr: float = 0.01,
-          scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-          criterion: nn.Module | None = None, desc: str = "training",
-          on_epoch_end: Callable[[int], None] | None = None) -> dict[str, list[float]]:
+def train(
+    model: nn.Module,
+    train_loader: Batches,
+    val_loader: Batches | None = None,
+    epochs: int = 10,
+    optimizer: torch.optim.Optimizer | None = None,
+    lr: float = 0.01,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    criterion: nn.Module | None = None,
+    desc: str = "training",
+    on_epoch_end: Callable[[int], None] | None = None,
+) -> dict[str, list[float]]:
     """Train for ``epochs`` with a progress bar; return the history as a dict of lists.
 
     The inner loop is the article's fine-tuning loop. Default optimizer: the article's
@@ -84,14 +105,22 @@ def train(model: nn.Module, train_loader: Batches, val_loader: Batches | None = 
         if val_loader is not None:
             history["val_loss"].append(validate(model, val_loader, criterion))
             history["val_acc"].append(accuracy(model, val_loader))
-            bar.set_postfix(loss=f"{history['train_loss'][-1]:.3f}",
-                            val_acc=f"{history['val_acc'][-1]:.2f}%")
+            bar.set_postfix(
+                loss=f"{history['train_loss'][-1]:.3f}", val_acc=f"{history['val_acc'][-1]:.2f}%"
+            )
     return history
 
 
-def fine_tune(model: nn.Module, train_loader: Batches, epochs: int = 1, lr: float = 0.01,
-              weight_decay: float = 0.0, cosine: bool = False, seed: int | None = None,
-              desc: str = "fine-tuning") -> nn.Module:
+def fine_tune(
+    model: nn.Module,
+    train_loader: Batches,
+    epochs: int = 1,
+    lr: float = 0.01,
+    weight_decay: float = 0.0,
+    cosine: bool = False,
+    seed: int | None = None,
+    desc: str = "fine-tuning",
+) -> nn.Module:
     """Fine-tune ``model`` in place with the article's loop (``train``), SGD with momentum 0.9.
 
     ``cosine=True`` adds a cosine learning-rate schedule over the ``epochs``; ``seed`` seeds
@@ -101,8 +130,9 @@ def fine_tune(model: nn.Module, train_loader: Batches, epochs: int = 1, lr: floa
     if seed is not None:
         torch.manual_seed(seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer,
-                                                           T_max=epochs) if cosine else None
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs) if cosine else None
+    )
     train(model, train_loader, epochs=epochs, optimizer=optimizer, scheduler=scheduler, desc=desc)
     return model
 
@@ -121,8 +151,13 @@ def baseline_epochs(model_or_class: nn.Module | type) -> int:
     return BASELINE_EPOCHS_BY_MODEL.get(cls.__name__, BASELINE_EPOCHS)
 
 
-def train_baseline(model: nn.Module, train_loader: Batches, val_loader: Batches,
-                   epochs: int | None = None, seed: int | None = None) -> dict[str, list[float]]:
+def train_baseline(
+    model: nn.Module,
+    train_loader: Batches,
+    val_loader: Batches,
+    epochs: int | None = None,
+    seed: int | None = None,
+) -> dict[str, list[float]]:
     """The recipe of every baseline: SGD with momentum and a cosine schedule.
 
     ``epochs`` defaults to ``baseline_epochs(model)``: 15 for ``Net``, 2 for ``SmallCNN``, 3 for
@@ -135,5 +170,12 @@ def train_baseline(model: nn.Module, train_loader: Batches, val_loader: Batches,
     torch.manual_seed(seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-    return train(model, train_loader, val_loader, epochs=epochs, optimizer=optimizer,
-                 scheduler=scheduler, desc=f"baseline {type(model).__name__}")
+    return train(
+        model,
+        train_loader,
+        val_loader,
+        epochs=epochs,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        desc=f"baseline {type(model).__name__}",
+    )

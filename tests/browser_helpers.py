@@ -1,4 +1,5 @@
 """A headless JupyterLab on a free localhost port, and Chromium, for tests/test_browser.py."""
+
 import json
 import os
 import secrets
@@ -10,9 +11,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-INSTALL_HINT = ("install Chromium and Playwright to run the browser test: "
-                "`sudo apt-get install chromium` and `pip install playwright` "
-                "(or set COURSE_CHROMIUM=/path/to/chromium)")
+INSTALL_HINT = (
+    "install Chromium and Playwright to run the browser test: "
+    "`sudo apt-get install chromium` and `pip install playwright` "
+    "(or set COURSE_CHROMIUM=/path/to/chromium)"
+)
 
 # JupyterLab settings for the test: no news pop-up, and every cell kept in the page.
 LAB_SETTINGS = {
@@ -59,21 +62,34 @@ class JupyterLab:
             path = settings / f"{plugin}.jupyterlab-settings"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(values))
-        env = dict(os.environ, JUPYTER_CONFIG_DIR=str(self.home / "config"),
-                   JUPYTER_DATA_DIR=str(self.home / "data"),
-                   JUPYTER_RUNTIME_DIR=str(self.home / "runtime"), PYTHONUNBUFFERED="1")
-        command = [sys.executable, "-m", "jupyter", "lab",
-                   f"--notebook-dir={self.notebook_dir}", "--ServerApp.ip=127.0.0.1",
-                   "--no-browser", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
-                   f"--IdentityProvider.token={self.token}",
-                   f"--LabApp.user_settings_dir={settings}",
-                   f"--LabApp.workspaces_dir={self.home / 'workspaces'}"]
+        env = dict(
+            os.environ,
+            JUPYTER_CONFIG_DIR=str(self.home / "config"),
+            JUPYTER_DATA_DIR=str(self.home / "data"),
+            JUPYTER_RUNTIME_DIR=str(self.home / "runtime"),
+            PYTHONUNBUFFERED="1",
+        )
+        command = [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "lab",
+            f"--notebook-dir={self.notebook_dir}",
+            "--ServerApp.ip=127.0.0.1",
+            "--no-browser",
+            f"--ServerApp.port={self.port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={self.token}",
+            f"--LabApp.user_settings_dir={settings}",
+            f"--LabApp.workspaces_dir={self.home / 'workspaces'}",
+        ]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             command.append("--allow-root")  # containers and CI often run as root
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, env=env)
+        self.process = subprocess.Popen(
+            command, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        )
         try:
             self._wait_until_ready()
         except BaseException:
@@ -85,8 +101,9 @@ class JupyterLab:
         self.stop()
 
     def api(self, path, method="GET", timeout=5):
-        request = urllib.request.Request(f"{self.url}{path}", method=method,
-                                         headers={"Authorization": f"token {self.token}"})
+        request = urllib.request.Request(
+            f"{self.url}{path}", method=method, headers={"Authorization": f"token {self.token}"}
+        )
         with urllib.request.urlopen(request, timeout=timeout) as response:
             body = response.read()
         return json.loads(body) if body else None
@@ -95,8 +112,9 @@ class JupyterLab:
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError("JupyterLab exited with "
-                                   f"{self.process.returncode}:\n{self.log()}")
+                raise RuntimeError(
+                    f"JupyterLab exited with {self.process.returncode}:\n{self.log()}"
+                )
             try:
                 self.api("/api/status", timeout=2)
                 return

@@ -17,6 +17,7 @@ def isolated(tmp_path, monkeypatch):
 
     def no_network(name, root):
         raise OSError("no network (simulated)")
+
     monkeypatch.setattr(data, "_download", no_network)
     data._CACHE.clear()
     yield tmp_path

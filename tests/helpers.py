@@ -1,4 +1,5 @@
 """Helpers shared by several test files: one definition each (tests/test_saved_helpers.py)."""
+
 import re
 
 import torch

@@ -1,5 +1,6 @@
 """The baselines every notebook starts from: the shipped references, verified, or a fall-back
 that trains and says so. ``train_baseline`` is a stub here: milliseconds, no data set."""
+
 import pytest
 import torch
 import torch.nn as nn
@@ -70,8 +71,10 @@ def test_load_baseline_retrain_forces_a_rebuild(tmp_path, fake_training):
 
 # --- the reference baselines shipped with the package ---------------------------------------
 
+
 def test_reference_baselines_are_shipped_and_verified():
     import hashlib
+
     sums = baseline.reference_sha256()
     assert set(sums) == {"net_baseline.pt", "smallcnn_baseline.pt", "smallresnet_baseline.pt"}
     for name, digest in sums.items():
@@ -90,8 +93,9 @@ def test_load_baseline_loads_the_reference_by_default(fake_training):
     assert isinstance(load_baseline(SmallCNN), SmallCNN) and fake_training == []
 
 
-def test_a_damaged_reference_says_how_to_fix_it_and_falls_back_to_training(tmp_path, monkeypatch,
-                                                                           fake_training):
+def test_a_damaged_reference_says_how_to_fix_it_and_falls_back_to_training(
+    tmp_path, monkeypatch, fake_training
+):
     folder = tmp_path / "baselines"
     folder.mkdir()
     (folder / "SHA256SUMS").write_text((baseline.REFERENCE_DIR / "SHA256SUMS").read_text())

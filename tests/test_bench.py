@@ -2,6 +2,7 @@
 
 The full benchmark takes minutes; it runs with `make bench`, not here.
 """
+
 import json
 from pathlib import Path
 
@@ -17,39 +18,94 @@ def fake_results(cuda=None):
     accuracy = {"dense": 89.7}
     for method in ("layer-wise", "global"):
         for s in run_all.SPARSITIES:
-            accuracy[f"{method} {s}"] = {"method": method, "sparsity": s, "one_shot": 80.0,
-                                         "fine_tuned": 88.0}
-    structured = {"speedup": 1.9, "mac_ratio": 2.1, "dense_ms": 1.0, "pruned_ms": 0.5,
-                  "parameters": [235146, 109386], "dense_acc": 89.7, "acc_before": 73.5,
-                  "acc_after": 89.3, "fine_tune": "5 epochs"}
-    return {"machine": machine_info(), "seconds": 123.4,
-            "data_pipeline": {"epoch_seconds": {"per-sample": 6.3, "course": 0.7}, "speedup": 9.0,
-                              "repeats": 3},
-            "structured": {"mlp": structured, "cnn": dict(structured, speedup=3.1, mac_ratio=3.9),
-                           "resnet": dict(structured, speedup=2.3, mac_ratio=3.96)},
-            "storage": {str(s): {"dense_bytes": 943317, "compact_bytes": 54529, "ratio": 17.3,
-                                 "csr_gzip_bytes": 60282,
-                                 "csr_ratio": 15.6} for s in run_all.STORAGE_SPARSITIES},
-            "accuracy": accuracy, "cuda": cuda}
+            accuracy[f"{method} {s}"] = {
+                "method": method,
+                "sparsity": s,
+                "one_shot": 80.0,
+                "fine_tuned": 88.0,
+            }
+    structured = {
+        "speedup": 1.9,
+        "mac_ratio": 2.1,
+        "dense_ms": 1.0,
+        "pruned_ms": 0.5,
+        "parameters": [235146, 109386],
+        "dense_acc": 89.7,
+        "acc_before": 73.5,
+        "acc_after": 89.3,
+        "fine_tune": "5 epochs",
+    }
+    transformer = {
+        "dense": {"ppl": 4.87},
+        "structured": {
+            "speedup": 1.85,
+            "mac_ratio": 1.98,
+            "ppl": 7.46,
+            "parameters": [818241, 423233],
+        },
+    }
+    for method, ppl in (("magnitude", 5.40), ("wanda", 5.43), ("sparsegpt", 5.19)):
+        transformer[f"{method} 50%"] = {"ppl": ppl, "seconds": 0.5}
+        transformer[f"{method} 2:4"] = {"ppl": ppl + 1, "seconds": 0.5}
+    return {
+        "machine": machine_info(),
+        "seconds": 123.4,
+        "data_pipeline": {
+            "epoch_seconds": {"per-sample": 6.3, "course": 0.7},
+            "speedup": 9.0,
+            "repeats": 3,
+        },
+        "structured": {
+            "mlp": structured,
+            "cnn": dict(structured, speedup=3.1, mac_ratio=3.9),
+            "resnet": dict(structured, speedup=2.3, mac_ratio=3.96),
+        },
+        "storage": {
+            str(s): {
+                "dense_bytes": 943317,
+                "compact_bytes": 54529,
+                "ratio": 17.3,
+                "csr_gzip_bytes": 60282,
+                "csr_ratio": 15.6,
+            }
+            for s in run_all.STORAGE_SPARSITIES
+        },
+        "accuracy": accuracy,
+        "cuda": cuda,
+        "transformer": transformer,
+    }
 
 
 def test_markdown_report_cpu_only():
     text = run_all.markdown_report(fake_results())
     assert "**9.0x** faster" in text and "**1.90x**" in text and "**17.3x** smaller" in text
-    assert ("SmallResNet, 50% of channels removed by Torch-Pruning: CPU throughput at batch 256"
-            " | **2.30x**") in text
+    assert (
+        "SmallResNet, 50% of channels removed by Torch-Pruning: CPU throughput at batch 256"
+        " | **2.30x**"
+    ) in text
     assert "| 95% | 80.00% | 88.00% | 80.00% | 88.00% |" in text
+    assert "sparsegpt 5.19 / 6.19 (0.5 s)" in text and "**1.85x** (MAC ratio: 1.98x)" in text
     assert "CPU only" in text and "make bench" in text
 
 
 def test_markdown_report_with_cuda():
-    cuda = {"device": "NVIDIA A100", "mlp_speedup_batch_4096": 1.5, "cnn_speedup_batch_4096": 2.5,
-            "semi_structured": "NVIDIA A100, compute capability 8.0", "2:4_acc_fine_tuned": 89.1,
-            "2:4_net_speedup_batch_10000": 0.9, "2:4_layer_4096_speedup": 1.3}
+    cuda = {
+        "device": "NVIDIA A100",
+        "mlp_speedup_batch_4096": 1.5,
+        "cnn_speedup_batch_4096": 2.5,
+        "semi_structured": "NVIDIA A100, compute capability 8.0",
+        "2:4_acc_fine_tuned": 89.1,
+        "2:4_net_speedup_batch_10000": 0.9,
+        "2:4_layer_4096_speedup": 1.3,
+    }
     text = run_all.markdown_report(fake_results(cuda))
     assert "NVIDIA A100" in text and "1.30x" in text and "CPU only" not in text
-    cuda = {"device": "Tesla T4", "mlp_speedup_batch_4096": 1.5, "cnn_speedup_batch_4096": 2.5,
-            "semi_structured": "Tesla T4 has compute capability 7.5"}
+    cuda = {
+        "device": "Tesla T4",
+        "mlp_speedup_batch_4096": 1.5,
+        "cnn_speedup_batch_4096": 2.5,
+        "semi_structured": "Tesla T4 has compute capability 7.5",
+    }
     assert "2:4 not measured: Tesla T4" in run_all.markdown_report(fake_results(cuda))
 
 
@@ -71,12 +127,15 @@ def test_committed_table_exists():
 
 def test_update_readme(tmp_path):
     readme = tmp_path / "README.md"
-    readme.write_text("# Title\n\n## "
-                      f"Results\n\n{run_all.README_START}\nold\n{run_all.README_END}\n\n## Tests\n")
+    readme.write_text(
+        f"# Title\n\n## Results\n\n{run_all.README_START}\nold\n{run_all.README_END}\n\n## Tests\n"
+    )
     run_all.update_readme("| new | table |\n", readme)
-    assert readme.read_text() == (f"# Title\n\n## Results\n\n{run_all.README_START}\n| new | table "
-                                  "|\n"
-                                  f"{run_all.README_END}\n\n## Tests\n")
+    assert readme.read_text() == (
+        f"# Title\n\n## Results\n\n{run_all.README_START}\n| new | table "
+        "|\n"
+        f"{run_all.README_END}\n\n## Tests\n"
+    )
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="markers"):
         run_all.update_readme("x", readme)
@@ -85,5 +144,6 @@ def test_update_readme(tmp_path):
 def test_readme_shows_the_committed_results_table():
     readme = (ROOT / "README.md").read_text()
     committed = (ROOT / "benchmarks" / "RESULTS.md").read_text()
-    assert f"<!-- results:start -->\n{committed}<!-- results:end -->" in readme, \
+    assert f"<!-- results:start -->\n{committed}<!-- results:end -->" in readme, (
         "README's Results section differs from benchmarks/RESULTS.md: run `make bench`"
+    )

@@ -6,6 +6,7 @@ Playwright. Screenshots go to test-artifacts/browser/. Set COURSE_UPDATE_SCREENS
 rewrite the README's docs/jupyterlab.png. Skips, saying how to install them, without Chromium or
 Playwright.
 """
+
 import os
 import re
 import shutil
@@ -28,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 README_SCREENSHOT = ROOT / "docs" / "jupyterlab.png"
 EXPLORER = "03_validation.ipynb"
-STEP_MS = 30_000   # any single wait in the page
-RUN_MS = 90_000    # running every cell of one notebook
+STEP_MS = 30_000  # any single wait in the page
+RUN_MS = 90_000  # running every cell of one notebook
 VIEWPORT = {"width": 1280, "height": 800}
 
 
@@ -37,8 +38,9 @@ VIEWPORT = {"width": 1280, "height": 800}
 def lab(tmp_path_factory):
     home = tmp_path_factory.mktemp("jupyterlab")
     notebooks = home / "notebooks"
-    shutil.copytree(ROOT / "notebooks", notebooks,
-                    ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    shutil.copytree(
+        ROOT / "notebooks", notebooks, ignore=shutil.ignore_patterns(".ipynb_checkpoints")
+    )
     with JupyterLab(notebooks, home, ARTIFACTS / "jupyterlab.log") as server:
         yield server
 
@@ -46,8 +48,9 @@ def lab(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                              timeout=STEP_MS)
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, timeout=STEP_MS
+        )
         try:
             yield chromium
         finally:
@@ -74,6 +77,7 @@ def page(browser, lab, request):
 
 # --- what a learner does -------------------------------------------------------------------
 
+
 def open_notebook(page, lab, name):
     """Open `name` as the only notebook in the page (`reset`: forget the tabs opened before)."""
     page.goto(f"{lab.url}/lab/tree/{name}?reset&token={lab.token}")
@@ -91,7 +95,10 @@ def menu(page, top, item):
 def wait_for_kernel(page, state, timeout=STEP_MS):
     page.wait_for_function(
         "state => (document.querySelector('#jp-main-statusbar')?.innerText ?? '')"
-        ".includes('| ' + state)", arg=state, timeout=timeout)
+        ".includes('| ' + state)",
+        arg=state,
+        timeout=timeout,
+    )
 
 
 CELL_STATE = """() => [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell')]
@@ -109,16 +116,20 @@ TRACEBACKS = """() => [...document.querySelectorAll(
 def run_all_cells(page, timeout=RUN_MS):
     """Clear the stored outputs, Run > Run All Cells, wait until it finished or failed."""
     menu(page, "Edit", "Clear Outputs of All Cells")
-    assert not any(re.search(r"\d", c["prompt"]) for c in page.evaluate(CELL_STATE)), \
+    assert not any(re.search(r"\d", c["prompt"]) for c in page.evaluate(CELL_STATE)), (
         "stored outputs were not cleared"
+    )
     menu(page, "Run", "Run All Cells")
     try:
-        page.wait_for_function(f"""() => {{
+        page.wait_for_function(
+            f"""() => {{
             const cells = ({CELL_STATE})();
             if (cells.some(c => c.prompt.includes('*'))) return false;
             const last = cells.filter(c => !c.empty && !c.hidden).pop();
             return /\\d/.test(last.prompt) || ({TRACEBACKS})().length > 0;
-        }}""", timeout=timeout)
+        }}""",
+            timeout=timeout,
+        )
     except PlaywrightTimeout:
         prompts = [c["prompt"] for c in page.evaluate(CELL_STATE)]
         pytest.fail(f"the cells had not finished after {timeout / 1000:.0f} s: {prompts}")
@@ -140,6 +151,7 @@ def screenshot(page, name):
 
 
 # --- the tests -----------------------------------------------------------------------------
+
 
 def test_start_here_runs_in_the_browser(page, lab):
     started = time.monotonic()
@@ -176,8 +188,9 @@ def explorer_reading(page, output, sparsity, method=""):
     return tuple(map(float, found.groups())), figures
 
 
-@pytest.mark.skipif(not (ROOT / "notebooks" / EXPLORER).is_file(),
-                    reason=f"no notebooks/{EXPLORER}")
+@pytest.mark.skipif(
+    not (ROOT / "notebooks" / EXPLORER).is_file(), reason=f"no notebooks/{EXPLORER}"
+)
 def test_widget_explorer_works_in_the_browser(page, lab):
     started = time.monotonic()
     open_notebook(page, lab, EXPLORER)
@@ -187,7 +200,8 @@ def test_widget_explorer_works_in_the_browser(page, lab):
     text = page.locator(".jp-NotebookPanel .jp-Notebook").inner_text()
     assert "interactive(children=" not in text, "the widget shows as text: no widget manager"
     sparsity_slider = page.locator(".widget-slider").filter(
-        has=page.locator(".widget-label", has_text="sparsity"))
+        has=page.locator(".widget-label", has_text="sparsity")
+    )
     cell = page.locator(".jp-NotebookPanel .jp-CodeCell").filter(has=sparsity_slider).first
     slider, output = cell.locator(sparsity_slider).first, cell.locator(".jp-Cell-outputArea")
     handle = slider.locator("[role=slider]")
@@ -203,8 +217,9 @@ def test_widget_explorer_works_in_the_browser(page, lab):
     moved = float(handle.get_attribute("aria-valuenow"))
     assert moved != value, "the slider did not move"
     after, after_figures = explorer_reading(page, output, moved)
-    assert after[1] != before[1] or after_figures != before_figures, \
+    assert after[1] != before[1] or after_figures != before_figures, (
         f"moving the slider from {value:g} to {moved:g} changed neither accuracy nor figure"
+    )
     screenshot(page, "03_explorer_after.png")
 
     others = cell.locator(".widget-toggle-button:not(.mod-active)")
@@ -213,12 +228,15 @@ def test_widget_explorer_works_in_the_browser(page, lab):
         name = other.inner_text().strip()
         other.click()
         switched, switched_figures = explorer_reading(page, output, moved, name)
-        assert switched[1] != after[1] or switched_figures != after_figures, \
+        assert switched[1] != after[1] or switched_figures != after_figures, (
             f"choosing {name!r} changed neither accuracy nor figure"
+        )
         screenshot(page, "03_explorer_method.png")
     assert_ran_cleanly(page)
     if os.environ.get("COURSE_UPDATE_SCREENSHOT"):
         README_SCREENSHOT.parent.mkdir(exist_ok=True)
         page.screenshot(path=README_SCREENSHOT)
-    print(f"{EXPLORER} in the browser: {time.monotonic() - started:.1f} s, "
-          f"slider {value:g} -> {moved:g}: {before[1]}% -> {after[1]}%")
+    print(
+        f"{EXPLORER} in the browser: {time.monotonic() - started:.1f} s, "
+        f"slider {value:g} -> {moved:g}: {before[1]}% -> {after[1]}%"
+    )

@@ -5,6 +5,7 @@ The shapes here are deliberately not the ones the notebooks use (several depths,
 activations, with and without bias, BatchNorm with non-trivial statistics, pooling, padding
 modes), so the helper is tested beyond the models it was written for.
 """
+
 import copy
 
 import pytest
@@ -29,8 +30,16 @@ def mlp(widths, bias=True, act=nn.ReLU):
     return nn.Sequential(*layers)
 
 
-def cnn(channels, bias=True, batchnorm=True, head="pool", size=12, pool=nn.MaxPool2d, act=nn.ReLU,
-        padding_mode="zeros"):
+def cnn(
+    channels,
+    bias=True,
+    batchnorm=True,
+    head="pool",
+    size=12,
+    pool=nn.MaxPool2d,
+    act=nn.ReLU,
+    padding_mode="zeros",
+):
     layers, c_in = [], 3
     for c in channels:
         layers.append(nn.Conv2d(c_in, c, 3, padding=1, bias=bias, padding_mode=padding_mode))
@@ -68,6 +77,7 @@ def mask_channels(model, amount, n=2, silence=True):
 
 # --- remove_pruned_units: plain chains it has never seen ---------------------------------
 
+
 @pytest.mark.parametrize("widths", [(7, 5, 3), (20, 33, 9, 4), (16, 64, 48, 32, 24, 6)])
 @pytest.mark.parametrize("bias", [True, False])
 def test_deep_mlps_are_equivalent(widths, bias):
@@ -82,8 +92,9 @@ def test_deep_mlps_are_equivalent(widths, bias):
     assert any(hasattr(m, "weight_orig") for m in model.modules()), "the original is untouched"
 
 
-@pytest.mark.parametrize("act", [nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.Softplus,
-                                 nn.Identity])
+@pytest.mark.parametrize(
+    "act", [nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.Softplus, nn.Identity]
+)
 def test_any_activation_is_folded_exactly(act):
     """The old helper assumed ReLU and silently returned a wrong model for tanh."""
     torch.manual_seed(1)
@@ -145,8 +156,12 @@ def test_constant_channels_fold_exactly_into_a_linear_head():
 def test_constant_channels_fold_exactly_into_a_conv_that_does_not_pad_with_zeros(padding, mode):
     torch.manual_seed(5)
     x = torch.randn(8, 2, 9, 9)
-    block = nn.Sequential(nn.Conv2d(2, 6, 3), nn.BatchNorm2d(6), nn.ReLU(),
-                          nn.Conv2d(6, 4, 3, padding=padding, padding_mode=mode))
+    block = nn.Sequential(
+        nn.Conv2d(2, 6, 3),
+        nn.BatchNorm2d(6),
+        nn.ReLU(),
+        nn.Conv2d(6, 4, 3, padding=padding, padding_mode=mode),
+    )
     block = calibrate(block, x)
     with torch.no_grad():
         block[0].weight[[0, 3]] = 0
@@ -189,6 +204,7 @@ def test_model_is_left_unchanged_and_stale_weights_are_not_used():
 
 # --- refusals: a clear error, never a wrong model -----------------------------------------
 
+
 class Residual(nn.Module):
     def __init__(self, c=6):
         super().__init__()
@@ -224,6 +240,7 @@ class Reordered(nn.Module):
 
 class InputSkip(nn.Module):
     """A branch from the model input straight to the last layer (a concatenation)."""
+
     def __init__(self):
         super().__init__()
         self.fc1, self.fc2 = nn.Linear(4, 6), nn.Linear(10, 2)
@@ -234,6 +251,7 @@ class InputSkip(nn.Module):
 
 class Shuffle(nn.Module):
     """A plain chain, but an interleaving of the units between the layers breaks the pairing."""
+
     def __init__(self):
         super().__init__()
         self.fc1, self.fc2, self.fc3 = nn.Linear(4, 6), nn.Linear(6, 5), nn.Linear(5, 2)
@@ -250,21 +268,36 @@ def prune_first(model, amount=0.5):
     return model
 
 
-@pytest.mark.parametrize("model, x, match", [
-    (Residual(), torch.randn(2, 3, 8, 8),
-     "not a plain chain.*depends on the output of stem.*skip connection"),
-    (SmallResNet(), torch.randn(2, 1, 28, 28), "not a plain chain.*skip connection"),
-    (Shared(), torch.randn(3, 5), "fc2 runs 2 times.*shared layer"),
-    (Reordered(), torch.randn(3, 4), "defines out before fc.*forward runs fc first"),
-    (InputSkip(), torch.randn(3, 4), "input of fc2 depends on the model input"),
-    (nn.Sequential(nn.Linear(4, 6), nn.LayerNorm(6), nn.Linear(6, 2)), torch.randn(3, 4),
-     "LayerNorm"),
-    (nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.Linear(6, 2)), torch.randn(3, 4),
-     "BatchNorm1d"),
-    (nn.Sequential(nn.Conv2d(4, 8, 1), nn.Conv2d(8, 8, 3, groups=8), nn.Conv2d(8, 2, 1)),
-     torch.randn(2, 4, 5, 5), "grouped or depthwise"),
-    (nn.Sequential(nn.Linear(4, 2)), torch.randn(3, 4), "fewer than two"),
-])
+@pytest.mark.parametrize(
+    "model, x, match",
+    [
+        (
+            Residual(),
+            torch.randn(2, 3, 8, 8),
+            "not a plain chain.*depends on the output of stem.*skip connection",
+        ),
+        (SmallResNet(), torch.randn(2, 1, 28, 28), "not a plain chain.*skip connection"),
+        (Shared(), torch.randn(3, 5), "fc2 runs 2 times.*shared layer"),
+        (Reordered(), torch.randn(3, 4), "defines out before fc.*forward runs fc first"),
+        (InputSkip(), torch.randn(3, 4), "input of fc2 depends on the model input"),
+        (
+            nn.Sequential(nn.Linear(4, 6), nn.LayerNorm(6), nn.Linear(6, 2)),
+            torch.randn(3, 4),
+            "LayerNorm",
+        ),
+        (
+            nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.Linear(6, 2)),
+            torch.randn(3, 4),
+            "BatchNorm1d",
+        ),
+        (
+            nn.Sequential(nn.Conv2d(4, 8, 1), nn.Conv2d(8, 8, 3, groups=8), nn.Conv2d(8, 2, 1)),
+            torch.randn(2, 4, 5, 5),
+            "grouped or depthwise",
+        ),
+        (nn.Sequential(nn.Linear(4, 2)), torch.randn(3, 4), "fewer than two"),
+    ],
+)
 def test_non_chains_are_refused_with_a_reason_and_a_pointer(model, x, match):
     model = prune_first(model)
     with pytest.raises(SurgeryError, match=match) as err:
@@ -290,16 +323,17 @@ def test_unsilenced_channels_before_a_zero_padded_conv_are_refused_with_the_fix(
 def test_a_wrong_pairing_is_caught_by_the_self_check_and_names_the_layer():
     torch.manual_seed(9)
     model = Shuffle()  # removed neurons 1 and 2 land on inputs 2 and 4 of fc2: not the ones we drop
-    prune.custom_from_mask(model.fc1, "weight", torch.tensor([1, 0, 0, 1, 1, 1.0])[:,
-                                                                                   None].expand(6,
-                                                                                                4))
-    with pytest.raises(SurgeryError,
-                       match="pruned units of fc1 do not output a constant.*moves or mixes"):
+    prune.custom_from_mask(
+        model.fc1, "weight", torch.tensor([1, 0, 0, 1, 1, 1.0])[:, None].expand(6, 4)
+    )
+    with pytest.raises(
+        SurgeryError, match="pruned units of fc1 do not output a constant.*moves or mixes"
+    ):
         remove_pruned_units(model, torch.randn(5, 4))
     model = Shuffle()  # removed neurons 0 and 5 stay in place: only the kept ones are mixed up
-    prune.custom_from_mask(model.fc1, "weight", torch.tensor([0, 1, 1, 1, 1, 0.0])[:,
-                                                                                   None].expand(6,
-                                                                                                4))
+    prune.custom_from_mask(
+        model.fc1, "weight", torch.tensor([0, 1, 1, 1, 1, 0.0])[:, None].expand(6, 4)
+    )
     with pytest.raises(SurgeryError, match="from fc2 on.*not returned"):
         remove_pruned_units(model, torch.randn(5, 4))
 
@@ -308,17 +342,20 @@ def test_channel_last_flatten_is_caught_by_the_self_check():
     class ChannelsLast(nn.Module):
         def __init__(self):
             super().__init__()
-            self.conv, self.bn, self.fc = nn.Conv2d(1, 4, 3,
-                                                    padding=1), nn.BatchNorm2d(4), nn.Linear(4 * 16,
-                                                                                             3)
+            self.conv, self.bn, self.fc = (
+                nn.Conv2d(1, 4, 3, padding=1),
+                nn.BatchNorm2d(4),
+                nn.Linear(4 * 16, 3),
+            )
 
         def forward(self, x):
             return self.fc(torch.relu(self.bn(self.conv(x))).permute(0, 2, 3, 1).flatten(1))
 
     torch.manual_seed(10)
     model = mask_channels(ChannelsLast(), amount=0.5)
-    with pytest.raises(SurgeryError,
-                       match="pruned units of conv do not output a constant.*moves or mixes"):
+    with pytest.raises(
+        SurgeryError, match="pruned units of conv do not output a constant.*moves or mixes"
+    ):
         remove_pruned_units(model, torch.randn(3, 1, 4, 4))
 
 

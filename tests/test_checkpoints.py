@@ -1,5 +1,6 @@
 """Checkpoint files: atomic saves, and loads that fail with a clear error (``test_baseline.py``
 tests the baselines built on them)."""
+
 import os
 
 import pytest
@@ -14,6 +15,7 @@ def state_of(model):
 
 
 # --- save_checkpoint / load_checkpoint ----------------------------------------------------
+
 
 def test_roundtrip_and_wrapped_state_dict(tmp_path):
     torch.manual_seed(0)
@@ -38,12 +40,16 @@ def test_load_checkpoint_wrong_architecture(tmp_path):
 
 def test_load_checkpoint_wrong_shape(tmp_path):
     save_checkpoint(SmallCNN((4, 8, 12)).state_dict(), tmp_path / "cnn.pt")
-    with pytest.raises(ValueError,
-                       match=r"does not fit SmallCNN: features.0.weight: file \(4, 1, 3, 3\) "
-                                         r"vs model \(16, 1, 3, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"does not fit SmallCNN: features.0.weight: file \(4, 1, 3, 3\) "
+        r"vs model \(16, 1, 3, 3\)",
+    ):
         load_checkpoint(SmallCNN(), tmp_path / "cnn.pt")
-    assert load_checkpoint(SmallCNN((4, 8, 12)),
-                           tmp_path / "cnn.pt").classifier.in_features == 12 * 7 * 7
+    assert (
+        load_checkpoint(SmallCNN((4, 8, 12)), tmp_path / "cnn.pt").classifier.in_features
+        == 12 * 7 * 7
+    )
 
 
 def test_load_checkpoint_damaged_or_missing_file(tmp_path):

@@ -1,4 +1,5 @@
 """Claims: a bound that fails stops the notebook, a speed figure never does, both are recorded."""
+
 import json
 
 import pytest
@@ -21,19 +22,38 @@ def rows(path):
 
 def test_claim_within_bounds_records_it_and_prints_nothing(log, capsys):
     assert claim("gap", 0.4, at_least=0.0, at_most=1, says="A beats B") is None, (
-        "a cell that ends with a claim shows no bare number")
+        "a cell that ends with a claim shows no bare number"
+    )
     claim("drop", 2, at_most=3)
     assert capsys.readouterr().out == ""
     assert rows(log) == [
-        {"kind": "claim", "name": "gap", "value": 0.4, "at_least": 0.0, "at_most": 1,
-         "passed": True, "says": "A beats B"},
-        {"kind": "claim", "name": "drop", "value": 2.0, "at_least": None, "at_most": 3,
-         "passed": True, "says": ""}]
+        {
+            "kind": "claim",
+            "name": "gap",
+            "value": 0.4,
+            "at_least": 0.0,
+            "at_most": 1,
+            "passed": True,
+            "says": "A beats B",
+        },
+        {
+            "kind": "claim",
+            "name": "drop",
+            "value": 2.0,
+            "at_least": None,
+            "at_most": 3,
+            "passed": True,
+            "says": "",
+        },
+    ]
 
 
 def test_claim_outside_bounds_raises_an_assertion_that_names_value_and_bound(log):
-    with pytest.raises(ClaimError, match=r"95% sparse: this run measured -0\.7.*at least -0\.5 "
-                                         r"\(within half a point of dense\)"):
+    with pytest.raises(
+        ClaimError,
+        match=r"95% sparse: this run measured -0\.7.*at least -0\.5 "
+        r"\(within half a point of dense\)",
+    ):
         claim("95% sparse", -0.7, at_least=-0.5, says="within half a point of dense")
     with pytest.raises(AssertionError, match="between 0 and 3"):
         claim("drop", 3.5, at_least=0, at_most=3)
@@ -52,13 +72,16 @@ def test_sanity_asserts_with_its_reason_and_is_recorded_apart(log):
     with pytest.raises(ValueError, match="say why"):
         sanity("masked speed-up", 0.8, at_most=1.2)
     assert [(r["kind"], r["passed"], r["says"]) for r in rows(log)] == [
-        ("sanity", True, "masks skip no arithmetic"), ("sanity", False, "masks skip no arithmetic")]
+        ("sanity", True, "masks skip no arithmetic"),
+        ("sanity", False, "masks skip no arithmetic"),
+    ]
 
 
 def test_a_timing_sanity_check_prints_a_note_instead_of_stopping(log, capsys):
     sanity("masked speed-up", 1.3, at_most=1.25, why="masks skip no arithmetic", timing=True)
-    assert capsys.readouterr().out.startswith("Note: masked speed-up measured 1.30, outside at "
-                                              "most 1.25")
+    assert capsys.readouterr().out.startswith(
+        "Note: masked speed-up measured 1.30, outside at most 1.25"
+    )
     assert rows(log)[0]["passed"] is False, "the sweep still sees it"
 
 
@@ -69,11 +92,15 @@ def test_explore_mode_records_without_stopping(log, monkeypatch, capsys):
 
 
 def test_show_prints_the_sweep_spread_next_to_this_run(monkeypatch, capsys):
-    monkeypatch.setattr(claims, "sweep_summary", lambda: {
-        "gap": {"mean": 0.5, "sd": 0.25, "min": 0.1, "max": 0.9, "n": 10}})
+    monkeypatch.setattr(
+        claims,
+        "sweep_summary",
+        lambda: {"gap": {"mean": 0.5, "sd": 0.25, "min": 0.1, "max": 0.9, "n": 10}},
+    )
     claim("gap", 0.42, at_least=0, show=True)
     assert capsys.readouterr().out.strip() == (
-        "gap: 0.42 in your run · make sweep, 10 runs: 0.50 ± 0.25 (from 0.10 to 0.90)")
+        "gap: 0.42 in your run · make sweep, 10 runs: 0.50 ± 0.25 (from 0.10 to 0.90)"
+    )
     claim("other", 1.0, at_least=0, show=True)
     assert capsys.readouterr().out.strip() == "other: 1.00 in your run"
 
@@ -102,6 +129,7 @@ def test_every_claim_of_the_notebooks_was_proven_by_the_last_sweep():
     from pathlib import Path
 
     import nbformat
+
     root = Path(__file__).resolve().parents[1]
     table = (root / "benchmarks" / "CLAIMS.md").read_text()
     summary = claims.sweep_summary()
@@ -124,15 +152,20 @@ def test_every_claim_states_its_sentence_and_can_fail():
     sentence were false; make it a `sanity(...)` check with its reason, or tighten the bound
     to the sentence (or the sentence to the sweep)."""
     from tools import sweep
+
     summary = claims.sweep_summary()
     silent = [name for name, spread in summary.items() if not spread.get("says")]
     assert not silent, f"give these claims says='the sentence they back': {silent}"
-    outside = {name: spread["distance"] for name, spread in summary.items()
-               if spread["distance"] < 0}
+    outside = {
+        name: spread["distance"] for name, spread in summary.items() if spread["distance"] < 0
+    }
     assert not outside, f"a run of the sweep fell outside these bounds (by): {outside}"
-    loose = {name: f"{spread['slack_sd']:.1f} sd, {spread['distance']:.3g} from the bound, "
-                   f"effect {spread['median']:.3g}"
-             for name, spread in summary.items() if sweep.unfalsifiable(spread)}
+    loose = {
+        name: f"{spread['slack_sd']:.1f} sd, {spread['distance']:.3g} from the bound, "
+        f"effect {spread['median']:.3g}"
+        for name, spread in summary.items()
+        if sweep.unfalsifiable(spread)
+    }
     assert not loose, f"these bounds cannot fail: {loose}"
 
 
@@ -163,14 +196,16 @@ def test_a_headline_claim_fails_when_its_result_is_flipped(tmp_path, monkeypatch
     root = Path(__file__).resolve().parents[1]
     path = root / "notebooks" / "02_l1_unstructured_pruning.ipynb"
     nb = nbformat.read(path, as_version=4)
-    headline = next(i for i, c in enumerate(nb.cells)
-                    if 'claim("02 L1 minus the best random draw' in c.source)
+    headline = next(
+        i for i, c in enumerate(nb.cells) if 'claim("02 L1 minus the best random draw' in c.source
+    )
     nb.cells = nb.cells[:headline] + [nbformat.v4.new_code_cell(FLIP_L1), nb.cells[headline]]
     for var in ("COURSE_CLAIMS_EXPLORE", "COURSE_CLAIMS_LOG"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("COURSE_HOME", str(tmp_path))
-    client = NotebookClient(nb, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
     with pytest.raises(CellExecutionError) as failure:
         client.execute()
     assert "ClaimError" in str(failure.value)

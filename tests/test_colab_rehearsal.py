@@ -18,6 +18,7 @@ arrive by torchvision download. This test does the same, without network:
 
 Run it with ``make test-colab``; ``make test`` skips it.
 """
+
 import hashlib
 import http.server
 import json
@@ -35,15 +36,22 @@ from tools.notebook_cells import REPO_URL
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = os.environ.get("COURSE_COLAB_PYTHON")
 if not PYTHON:
-    pytest.skip("the Colab rehearsal runs with `make test-colab` (it needs the oldest-versions "
-                "environment, .venv-oldest)", allow_module_level=True)
+    pytest.skip(
+        "the Colab rehearsal runs with `make test-colab` (it needs the oldest-versions "
+        "environment, .venv-oldest)",
+        allow_module_level=True,
+    )
 
 DATA = Path("/usr/share/datasets/fashion-mnist")
-FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-         "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+FILES = [
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+]
 ARTIFACTS = ROOT / "test-artifacts" / "colab"
 WHEELS = Path(PYTHON).parents[1] / "wheels"  # the build backend, saved by make test-colab
-STARTUP = '''# Written by tests/test_colab_rehearsal.py: what Colab's kernel has.
+STARTUP = """# Written by tests/test_colab_rehearsal.py: what Colab's kernel has.
 import sys
 import types
 
@@ -53,7 +61,7 @@ import torchvision.datasets  # the download goes to the local server, with its f
 
 torchvision.datasets.FashionMNIST.mirrors = ["{mirror}"]
 torchvision.datasets.FashionMNIST.resources = {resources!r}
-'''
+"""
 
 
 def run_checked(*command, **kwargs):
@@ -62,15 +70,24 @@ def run_checked(*command, **kwargs):
 
 def bare_repository_of_this_tree(folder):
     """A bare git repository whose main branch is this checkout's tracked files, as they are now."""
-    status = run_checked("git", "status", "--porcelain", "--untracked-files=all", "course_utils",
-                         cwd=ROOT)
+    status = run_checked(
+        "git", "status", "--porcelain", "--untracked-files=all", "course_utils", cwd=ROOT
+    )
     untracked = [line[3:] for line in status.stdout.splitlines() if line.startswith("??")]
     if untracked:
         pytest.fail(f"git add {' '.join(untracked)}: the rehearsal installs git's copy of the tree")
-    who = {f"GIT_{role}_{key}": value for role in ("AUTHOR", "COMMITTER")
-           for key, value in (("NAME", "Colab rehearsal"), ("EMAIL", "rehearsal@localhost"))}
-    snapshot = run_checked("git", "stash", "create", cwd=ROOT,  # uncommitted edits too
-                   env={**os.environ, **who}).stdout.strip()
+    who = {
+        f"GIT_{role}_{key}": value
+        for role in ("AUTHOR", "COMMITTER")
+        for key, value in (("NAME", "Colab rehearsal"), ("EMAIL", "rehearsal@localhost"))
+    }
+    snapshot = run_checked(
+        "git",
+        "stash",
+        "create",
+        cwd=ROOT,  # uncommitted edits too
+        env={**os.environ, **who},
+    ).stdout.strip()
     commit = snapshot or run_checked("git", "rev-parse", "HEAD", cwd=ROOT).stdout.strip()
     bare = folder / "course.git"
     run_checked("git", "init", "--quiet", "--bare", "--initial-branch=main", str(bare))
@@ -87,7 +104,8 @@ class Mirror(http.server.SimpleHTTPRequestHandler):
 
 def serve(folder):
     server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), lambda *a: Mirror(*a, directory=str(folder)))
+        ("127.0.0.1", 0), lambda *a: Mirror(*a, directory=str(folder))
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -107,7 +125,8 @@ def colab(tmp_path_factory):
     ipython = tmp / "ipython"
     (ipython / "profile_default" / "startup").mkdir(parents=True)
     (ipython / "profile_default" / "startup" / "00-colab.py").write_text(
-        STARTUP.format(mirror=mirror, resources=resources))
+        STARTUP.format(mirror=mirror, resources=resources)
+    )
     gitconfig = tmp / "gitconfig"
     bare = bare_repository_of_this_tree(tmp)
     gitconfig.write_text(f'[url "file://{bare}"]\n\tinsteadOf = {REPO_URL}\n')
@@ -116,11 +135,20 @@ def colab(tmp_path_factory):
     work.mkdir()
     for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         shutil.copy(path, work / path.name)
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "COURSE_HOME", "COURSE_DATA_DIR", "VIRTUAL_ENV")}
-    env.update(GIT_CONFIG_GLOBAL=str(gitconfig), GIT_CONFIG_NOSYSTEM="1", IPYTHONDIR=str(ipython),
-               COURSE_NO_SYSTEM_DATA="1", PIP_DISABLE_PIP_VERSION_CHECK="1",
-               PIP_NO_INDEX="1", PIP_FIND_LINKS=str(WHEELS))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "COURSE_HOME", "COURSE_DATA_DIR", "VIRTUAL_ENV")
+    }
+    env.update(
+        GIT_CONFIG_GLOBAL=str(gitconfig),
+        GIT_CONFIG_NOSYSTEM="1",
+        IPYTHONDIR=str(ipython),
+        COURSE_NO_SYSTEM_DATA="1",
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        PIP_NO_INDEX="1",
+        PIP_FIND_LINKS=str(WHEELS),
+    )
     uninstall = [PYTHON, "-m", "pip", "uninstall", "--quiet", "--yes", "course-utils"]
     subprocess.run(uninstall, env=env, capture_output=True)  # as on Colab: not installed yet
     if ARTIFACTS.exists():
@@ -130,9 +158,24 @@ def colab(tmp_path_factory):
         failed = {}
         for path in sorted(work.glob("*.ipynb")):
             done = subprocess.run(
-                [PYTHON, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
-                 "--ExecutePreprocessor.timeout=900", "--output-dir", str(ARTIFACTS), str(path)],
-                cwd=work, env=env, capture_output=True, text=True)
+                [
+                    PYTHON,
+                    "-m",
+                    "jupyter",
+                    "nbconvert",
+                    "--to",
+                    "notebook",
+                    "--execute",
+                    "--ExecutePreprocessor.timeout=900",
+                    "--output-dir",
+                    str(ARTIFACTS),
+                    str(path),
+                ],
+                cwd=work,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             if done.returncode:
                 failed[path.name] = done.stderr[-3000:]
         yield work, failed, list(Mirror.served), env
@@ -144,7 +187,8 @@ def colab(tmp_path_factory):
 def test_every_notebook_runs_the_colab_way(colab):
     _, failed, _, _ = colab
     assert not failed, "notebooks that failed on the Colab route:\n" + "\n\n".join(
-        f"--- {name}\n{tail}" for name, tail in failed.items())
+        f"--- {name}\n{tail}" for name, tail in failed.items()
+    )
 
 
 def test_the_setup_cell_installed_the_helpers_from_git(colab):
@@ -153,8 +197,13 @@ def test_the_setup_cell_installed_the_helpers_from_git(colab):
     shown = json.dumps(setup.outputs)
     assert f"git+{REPO_URL}" in setup.source and "restart the kernel" in shown, "%pip ran"
     assert "on Colab" in shown, "setup() saw Colab"
-    where = subprocess.run([PYTHON, "-c", "import course_utils; print(course_utils.__file__)"],
-                           capture_output=True, text=True, cwd="/", env=env).stdout
+    where = subprocess.run(
+        [PYTHON, "-c", "import course_utils; print(course_utils.__file__)"],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        env=env,
+    ).stdout
     assert "site-packages" in where and "/course_utils/" in where, f"installed by pip: {where}"
 
 
@@ -169,9 +218,17 @@ def test_the_data_came_by_download_into_the_working_folder(colab):
 
 def test_the_explorer_widget_is_built_with_ipywidgets_7(colab):
     nb = nbformat.read(ARTIFACTS / "03_validation.ipynb", as_version=4)
-    views = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-             if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    views = [
+        o
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+    ]
     assert views, "the SparsityExplorer produced a widget view"
-    version = subprocess.run([PYTHON, "-c", "import ipywidgets; print(ipywidgets.__version__)"],
-                             capture_output=True, text=True).stdout.strip()
+    version = subprocess.run(
+        [PYTHON, "-c", "import ipywidgets; print(ipywidgets.__version__)"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     assert version == "7.7.1", f"Colab's ipywidgets, not {version}"

@@ -1,4 +1,5 @@
 """The four data routes, their errors, and the in-memory loaders."""
+
 import gzip
 import os
 import shutil
@@ -86,6 +87,7 @@ def test_download_route(isolated, fashion_files, monkeypatch):
     def fake_torchvision_download(name, root):  # what torchvision leaves behind
         calls.append(name)
         shutil.copytree(fashion_files, root / "FashionMNIST" / "raw")
+
     monkeypatch.setattr(data, "_download", fake_torchvision_download)
     route, _ = data.find_raw_data()
     assert calls == ["fashion-mnist"] and route.startswith("downloaded")
@@ -93,11 +95,13 @@ def test_download_route(isolated, fashion_files, monkeypatch):
 
 def test_download_uses_torchvision_class(monkeypatch, tmp_path):
     import torchvision
+
     seen = []
 
     class Fake:
         def __init__(self, root, train, download):
             seen.append((root, train, download))
+
     monkeypatch.setattr(torchvision.datasets, "FashionMNIST", Fake)
     data._download("fashion-mnist", tmp_path)
     assert seen == [(str(tmp_path), True, True), (str(tmp_path), False, True)]
@@ -107,8 +111,13 @@ def test_no_route_names_all_four(isolated):
     with pytest.raises(DataNotFoundError) as info:
         data.find_raw_data()
     message = str(info.value)
-    for hint in ("COURSE_DATA_DIR", "data folder", "apt-get install dataset-fashion-mnist",
-                 "online", "no network"):
+    for hint in (
+        "COURSE_DATA_DIR",
+        "data folder",
+        "apt-get install dataset-fashion-mnist",
+        "online",
+        "no network",
+    ):
         assert hint in message
 
 
@@ -123,9 +132,10 @@ def test_unknown_dataset_name():
 
 
 def test_mnist_is_selectable_by_name(isolated):
-    with pytest.raises(DataNotFoundError,
-                       match="Could not find the MNIST data.*MNIST/raw|Could not find the MNIST "
-                             "data"):
+    with pytest.raises(
+        DataNotFoundError,
+        match="Could not find the MNIST data.*MNIST/raw|Could not find the MNIST data",
+    ):
         data.find_raw_data("MNIST")
     assert data.class_names("mnist")[3] == "3"
 
@@ -178,12 +188,19 @@ def test_notebooks_without_data_fail_fast_with_the_routes_message(tmp_path):
     """`make test` without data stops at once with one clear message, not a failure per cell."""
     import subprocess
     import sys
+
     root = Path(__file__).resolve().parents[1]
     empty = tmp_path / "empty"
     empty.mkdir()
     env = dict(os.environ, COURSE_DATA_DIR=str(empty))
-    done = subprocess.run([sys.executable, "-m", "pytest", "notebooks/00_start_here.ipynb"],
-                          cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "notebooks/00_start_here.ipynb"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     out = done.stdout + done.stderr
     assert done.returncode == 1, out
     assert "The notebooks need Fashion-MNIST and no route found it" in out
@@ -201,6 +218,7 @@ def test_no_system_data_skips_the_system_copy(isolated, fashion_files, monkeypat
 
 
 # --- Tiny Shakespeare (notebook 09) ----------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def corpus():

@@ -1,4 +1,5 @@
 """The pip and conda routes install the same packages; the project's own files are consistent."""
+
 import re
 from pathlib import Path
 
@@ -44,6 +45,7 @@ def test_device_selection(monkeypatch):
 
 def test_setup_seeds_and_prints(capsys):
     import torch
+
     device = env.setup(seed=3)
     first = torch.rand(3)
     env.setup(seed=3, quiet=True)
@@ -54,6 +56,7 @@ def test_setup_seeds_and_prints(capsys):
 
 def test_seed_and_threads_come_from_the_environment(monkeypatch):
     import torch
+
     monkeypatch.delenv("COURSE_SEED", raising=False)
     monkeypatch.delenv("COURSE_THREADS", raising=False)
     assert env.course_seed() == 0 and env.course_threads() is None
@@ -72,6 +75,7 @@ def test_seed_and_threads_come_from_the_environment(monkeypatch):
 
 def test_bad_seed_or_threads_say_how_to_fix(monkeypatch):
     import pytest
+
     monkeypatch.setenv("COURSE_SEED", "one")
     with pytest.raises(ValueError, match="COURSE_SEED='one' must be a whole number >= 0"):
         env.course_seed()
@@ -84,6 +88,7 @@ def test_course_home_moves_data_and_checkpoints(monkeypatch, tmp_path):
     monkeypatch.setenv("COURSE_HOME", str(tmp_path))
     from course_utils.checkpoints import checkpoint_dir
     from course_utils.data import course_data_dir
+
     assert env.project_dir() == tmp_path
     assert course_data_dir() == tmp_path / "data" and checkpoint_dir() == tmp_path / "checkpoints"
 
@@ -107,8 +112,11 @@ def test_the_oldest_environment_tests_the_lower_bounds():
     """requirements-oldest.txt pins each package at pyproject's lower bound (same minor release)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     bounds = dict(_requirement(s) for s in project["dependencies"])
-    pins = dict(line.split("==") for line in (ROOT / "requirements-oldest.txt").read_text().split()
-                if "==" in line)
+    pins = dict(
+        line.split("==")
+        for line in (ROOT / "requirements-oldest.txt").read_text().split()
+        if "==" in line
+    )
     # ipywidgets: Colab's kernel has 7.7.1; JupyterLab 4 itself needs 7.8+ to draw widgets.
     colab_only = {"ipywidgets"}
     for name, bound in bounds.items():

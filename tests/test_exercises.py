@@ -2,6 +2,7 @@
 does not give the answer away, and a missing answer (None) says "Not answered yet" without raising.
 (What a learner sees of a wrong answer in a real kernel: tests/test_exercises_kernel.py.)
 """
+
 import copy
 import math
 import re
@@ -39,8 +40,11 @@ def wrong(call, *expected):
     message = str(info.value)
     assert message.startswith("Not yet: ")
     for value in expected:
-        for shown in {f"{value}", f"{value:,}" if isinstance(value, int) else f"{value:.4g}",
-                      f"{value:.2f}" if isinstance(value, float) else f"{value}"}:
+        for shown in {
+            f"{value}",
+            f"{value:,}" if isinstance(value, int) else f"{value:.4g}",
+            f"{value:.2f}" if isinstance(value, float) else f"{value}",
+        }:
             assert shown not in message, f"the hint gives away {shown}: {message}"
     return message
 
@@ -81,8 +85,9 @@ def test_verdict_is_a_bool_that_shows_nothing(capsys):
 def test_a_wrong_answer_draws_its_hint_and_nothing_else():
     """IPython asks the exception for _render_traceback_: the hint, marked "Not yet", no frame."""
     try:
-        ex.check_max_free(40, {"l1": {0: 90.0, 20: 89.9, 40: 89.5, 60: 89.1}}, [0, 20, 40, 60],
-                          90.0)
+        ex.check_max_free(
+            40, {"l1": {0: 90.0, 20: 89.9, 40: 89.5, 60: 89.1}}, [0, 20, 40, 60], 90.0
+        )
     except ExerciseCheckError as error:
         lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in error._render_traceback_()]
     assert lines[0].startswith("Not yet: look at curve['l1']"), lines
@@ -97,8 +102,9 @@ EXERCISE_CHECKS = [name for name in dir(ex) if name.startswith("check_") and nam
 @pytest.mark.parametrize("name", EXERCISE_CHECKS)
 def test_every_check_is_guarded(name):
     """A check added later (notebook 09's too) fails here until it wears @exercise_check."""
-    assert getattr(getattr(ex, name), "exercise_check", False), \
+    assert getattr(getattr(ex, name), "exercise_check", False), (
         f"decorate {name} with @exercise_check"
+    )
     assert name in ex.__all__
 
 
@@ -109,18 +115,19 @@ def test_an_unforeseen_answer_becomes_a_hint_without_the_checker():
         return check(len(answer) == expected, "ok", "no")
 
     with pytest.raises(ExerciseCheckError, match="raised TypeError") as info:
-        check_demo(5)                                   # len(5) fails inside the check
+        check_demo(5)  # len(5) fails inside the check
     assert info.value.__context__ is None and info.value.__cause__ is None
     assert "42" not in str(info.value)
     with pytest.raises(ExerciseCheckError, match="Not yet: no"):
-        check_demo("abc")                               # the check's own hint passes through
+        check_demo("abc")  # the check's own hint passes through
     with pytest.raises(ExerciseCheckError, match="raised"):
-        ex.check_residual_group(5)                      # a number where names were asked
+        ex.check_residual_group(5)  # a number where names were asked
     with pytest.raises(ExerciseCheckError, match="raised ZeroDivisionError"):
-        ex.check_mask_2_4_outputs(lambda w: 1 / 0, torch.ones(8, 8))   # the learner's function
+        ex.check_mask_2_4_outputs(lambda w: 1 / 0, torch.ones(8, 8))  # the learner's function
 
 
 # 00 ---------------------------------------------------------------------------------------------
+
 
 def test_check_sneaker_count(capsys, loader):
     expected = int((loader.labels == class_names().index("Sneaker")).sum())
@@ -137,8 +144,9 @@ def test_check_normalisation(capsys, loader):
     mean, std = loader.images.mean().item(), loader.images.std().item()
     missing(capsys, ex.check_normalisation(None, None, loader))
     right(capsys, ex.check_normalisation(mean, std, loader))
-    message = wrong(lambda: ex.check_normalisation(loader.images.mean(dim=1), std, loader), mean,
-                    std)
+    message = wrong(
+        lambda: ex.check_normalisation(loader.images.mean(dim=1), std, loader), mean, std
+    )
     assert "one number" in message  # a per-image tensor gets a hint, not a RuntimeError
     wrong(lambda: ex.check_normalisation(std, mean, loader), mean, std)
     wrong(lambda: ex.check_normalisation(mean + 0.1, std, loader), mean, std)
@@ -155,11 +163,14 @@ def test_check_normalisation_wants_the_values_computed(capsys):
         message = wrong(lambda guess=guess: ex.check_normalisation(*guess, loader), mean, std)
         assert "Compute them" in message
     right(capsys, ex.check_normalisation(mean, std, loader))
-    right(capsys, ex.check_normalisation(images.double().mean().item(),
-                                         images.double().std().item(), loader))
+    right(
+        capsys,
+        ex.check_normalisation(images.double().mean().item(), images.double().std().item(), loader),
+    )
 
 
 # 01 ---------------------------------------------------------------------------------------------
+
 
 def test_check_parameter_count(capsys, net):
     missing(capsys, ex.check_parameter_count(None))
@@ -167,8 +178,9 @@ def test_check_parameter_count(capsys, net):
     right(capsys, ex.check_parameter_count(235_146))
     assert "you have 10" in wrong(lambda: ex.check_parameter_count(10), 235_146)
     assert "whole" in wrong(lambda: ex.check_parameter_count(235_146.5), 235_146)  # not "235,146"
-    assert "biases" in wrong(lambda: ex.check_parameter_count(784 * 256 + 256 * 128 + 128 * 10),
-                             235_146)
+    assert "biases" in wrong(
+        lambda: ex.check_parameter_count(784 * 256 + 256 * 128 + 128 * 10), 235_146
+    )
 
 
 def test_check_validation_metrics(capsys):
@@ -182,6 +194,7 @@ def test_check_validation_metrics(capsys):
 
 
 # 02 ---------------------------------------------------------------------------------------------
+
 
 def test_check_second_amount(capsys, net):
     missing(capsys, ex.check_second_amount(None, net))
@@ -208,7 +221,7 @@ def test_check_permanent(capsys, net):
     permanent = copy.deepcopy(net)
     for layer in (permanent.fc1, permanent.fc2, permanent.fc3):
         prune.l1_unstructured(layer, "weight", amount=0.2)
-    wrong(lambda: ex.check_permanent(permanent, net), 46_951)   # masks still attached
+    wrong(lambda: ex.check_permanent(permanent, net), 46_951)  # masks still attached
     for layer in (permanent.fc1, permanent.fc2, permanent.fc3):
         prune.remove(layer, "weight")
     right(capsys, ex.check_permanent(permanent, net))
@@ -221,6 +234,7 @@ def test_check_permanent(capsys, net):
 
 
 # 03 ---------------------------------------------------------------------------------------------
+
 
 def test_check_max_free(capsys):
     sparsities = [0, 20, 40, 60, 80]
@@ -243,6 +257,7 @@ def test_check_fc2_sensitivity(capsys, net, loader):
 
 
 # 04 ---------------------------------------------------------------------------------------------
+
 
 def test_check_cubic_amounts(capsys, net):
     targets = [cubic_sparsity(t, 4, 0.9) for t in range(1, 5)]
@@ -281,8 +296,9 @@ def _ticket(final, seed=0):
     torch.manual_seed(seed)
     ticket = Net()
     for name in ("fc1", "fc2", "fc3"):
-        prune.custom_from_mask(getattr(ticket, name), "weight",
-                               mask=(getattr(final, name).weight != 0).float())
+        prune.custom_from_mask(
+            getattr(ticket, name), "weight", mask=(getattr(final, name).weight != 0).float()
+        )
     return ticket
 
 
@@ -313,16 +329,20 @@ def test_check_lottery_ticket(capsys):
 
 # 05 ---------------------------------------------------------------------------------------------
 
+
 def test_check_taylor_pruning(capsys, net, loader):
     magnitude = copy.deepcopy(net)
     pairs = [(getattr(magnitude, n), "weight") for n in ("fc1", "fc2", "fc3")]
     prune.global_unstructured(pairs, pruning_method=prune.L1Unstructured, amount=0.9)
     results = {(0.9, "global"): {"model": magnitude, "before": accuracy(magnitude, loader)}}
     taylor = copy.deepcopy(net)
-    scores = {(getattr(taylor, n), "weight"): torch.rand_like(getattr(taylor, n).weight)
-              for n in ("fc1", "fc2", "fc3")}
-    prune.global_unstructured(list(scores), pruning_method=prune.L1Unstructured, amount=0.9,
-                              importance_scores=scores)
+    scores = {
+        (getattr(taylor, n), "weight"): torch.rand_like(getattr(taylor, n).weight)
+        for n in ("fc1", "fc2", "fc3")
+    }
+    prune.global_unstructured(
+        list(scores), pruning_method=prune.L1Unstructured, amount=0.9, importance_scores=scores
+    )
     acc = accuracy(taylor, loader)
     better = acc > results[0.9, "global"]["before"]
     missing(capsys, ex.check_taylor_pruning(taylor, acc, None, results, loader))
@@ -344,6 +364,7 @@ def test_check_max_sparsity(capsys):
 
 # 06 ---------------------------------------------------------------------------------------------
 
+
 def test_check_norm_overlap(capsys, net):
     masked = copy.deepcopy(net)
     prune.ln_structured(masked.fc1, "weight", amount=0.5, n=2, dim=0)
@@ -359,15 +380,17 @@ def test_check_norm_overlap(capsys, net):
 def test_check_quarter_model(capsys, net):
     x = torch.randn(1, 784)
     params = (784 * 64 + 64) + (64 * 32 + 32) + (32 * 10 + 10)
-    small = nn.Sequential(nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32,
-                                                                                                 10))
+    small = nn.Sequential(
+        nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10)
+    )
     ratio = count_macs(net, x) / count_macs(small, x)
     param_ratio = sum(p.numel() for p in net.parameters()) / params
     assert abs(ratio - param_ratio) < 0.01, "close ratios: the check must tell them apart"
     missing(capsys, ex.check_quarter_model(None, None, net, x))
     right(capsys, ex.check_quarter_model(params, ratio, net, x))
-    assert "parameter ratio" in wrong(lambda: ex.check_quarter_model(params, param_ratio, net, x),
-                                      ratio)
+    assert "parameter ratio" in wrong(
+        lambda: ex.check_quarter_model(params, param_ratio, net, x), ratio
+    )
     wrong(lambda: ex.check_quarter_model(params, 1 / ratio, net, x), ratio)
     wrong(lambda: ex.check_quarter_model(params + 10, ratio, net, x), params, ratio)
     wrong(lambda: ex.check_quarter_model(params, 4.0, net, x), ratio)
@@ -383,16 +406,19 @@ def test_check_quarter_model_tells_upside_down_from_the_parameter_ratio(capsys, 
     for upside_down in (1 / ratio, round(1 / ratio, 4), 1 / param_ratio):
         message = wrong(lambda u=upside_down: ex.check_quarter_model(params, u, net, x), ratio)
         assert "upside down" in message and "parameter ratio" not in message.split(".")[0]
-    assert "parameter ratio" in wrong(lambda: ex.check_quarter_model(params, param_ratio, net, x),
-                                      ratio)
-    assert "precise" in wrong(lambda: ex.check_quarter_model(params, round(ratio, 2), net, x),
-                              ratio)
+    assert "parameter ratio" in wrong(
+        lambda: ex.check_quarter_model(params, param_ratio, net, x), ratio
+    )
+    assert "precise" in wrong(
+        lambda: ex.check_quarter_model(params, round(ratio, 2), net, x), ratio
+    )
     assert "percent" in wrong(lambda: ex.check_quarter_model(params, 100 * ratio, net, x), ratio)
     assert "removed" in wrong(lambda: ex.check_quarter_model(params, 1 - 1 / ratio, net, x), ratio)
     right(capsys, ex.check_quarter_model(params, round(ratio, 4), net, x))
 
 
 # 07 ---------------------------------------------------------------------------------------------
+
 
 def test_check_bitmask_bytes(capsys):
     weight = torch.randn(64, 100)
@@ -413,7 +439,7 @@ def test_check_reloaded(capsys, net, loader):
     reloaded = Net()
     for name in ("fc1", "fc2", "fc3"):
         prune.identity(getattr(reloaded, name), "weight")
-    wrong(lambda: ex.check_reloaded(reloaded, to_save, loader))     # masks of ones, not loaded
+    wrong(lambda: ex.check_reloaded(reloaded, to_save, loader))  # masks of ones, not loaded
     reloaded.load_state_dict(to_save.state_dict())
     right(capsys, ex.check_reloaded(reloaded, to_save, loader))
     wrong(lambda: ex.check_reloaded(Net(), to_save, loader))
@@ -425,8 +451,11 @@ def test_check_mask_2_4_outputs(capsys):
 
     def rows(w):
         groups = w.abs().reshape(w.shape[0], -1, 4)
-        return torch.zeros_like(groups).scatter_(-1, groups.topk(2, dim=-1).indices,
-                                                 1.0).reshape(w.shape)
+        return (
+            torch.zeros_like(groups)
+            .scatter_(-1, groups.topk(2, dim=-1).indices, 1.0)
+            .reshape(w.shape)
+        )
 
     missing(capsys, ex.check_mask_2_4_outputs(None, weight))
     missing(capsys, ex.check_mask_2_4_outputs(lambda w: None, weight))

@@ -26,19 +26,28 @@ def test_residual_group_matches_torch_pruning():
     dg = tp.DependencyGraph().build_dependency(model, example_inputs=torch.randn(1, 1, 28, 28))
     group = dg.get_pruning_group(model.down[0], tp.prune_conv_out_channels, idxs=[0])
     names = {module: name for name, module in model.named_modules()}
-    convs = [names[dep.target.module] for dep, _ in group
-             if isinstance(dep.target.module,
-                           torch.nn.Conv2d) and dep.handler == tp.prune_conv_out_channels]
+    convs = [
+        names[dep.target.module]
+        for dep, _ in group
+        if isinstance(dep.target.module, torch.nn.Conv2d)
+        and dep.handler == tp.prune_conv_out_channels
+    ]
     check_residual_group(convs)
 
 
-@pytest.mark.parametrize("answer, hint", [
-    (["block2.conv2", "block3.conv2"], "include it"),
-    (["down.0", "block2.conv2"], "a convolution is missing"),
-    (["down.0", "block2.conv2", "block3.conv2", "block2.conv1"], "do not write to those channels"),
-    ("down.0", "list"),
-    ([0, 1], "list"),
-])
+@pytest.mark.parametrize(
+    "answer, hint",
+    [
+        (["block2.conv2", "block3.conv2"], "include it"),
+        (["down.0", "block2.conv2"], "a convolution is missing"),
+        (
+            ["down.0", "block2.conv2", "block3.conv2", "block2.conv1"],
+            "do not write to those channels",
+        ),
+        ("down.0", "list"),
+        ([0, 1], "list"),
+    ],
+)
 def test_residual_group_wrong_answers_raise_a_hint(answer, hint):
     with pytest.raises(ExerciseCheckError, match=hint) as err:
         check_residual_group(answer)
@@ -47,9 +56,13 @@ def test_residual_group_wrong_answers_raise_a_hint(answer, hint):
 
 def test_pruned_parameters_right_and_wrong(capsys):
     model = SmallResNet().eval()
-    pruner = tp.pruner.BasePruner(model, torch.randn(1, 1, 28, 28),
-                                  importance=tp.importance.MagnitudeImportance(p=2),
-                                  pruning_ratio=0.25, ignored_layers=[model.fc])
+    pruner = tp.pruner.BasePruner(
+        model,
+        torch.randn(1, 1, 28, 28),
+        importance=tp.importance.MagnitudeImportance(p=2),
+        pruning_ratio=0.25,
+        ignored_layers=[model.fc],
+    )
     pruner.step()
     assert check_pruned_resnet_parameters(count_parameters(model))
     out = capsys.readouterr().out

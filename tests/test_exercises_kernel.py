@@ -8,6 +8,7 @@ hint and nothing else: neither the expected value nor any line of the check func
 The same kernel then accepts a right answer per check, and runs notebook 04's lottery cells after
 a wrong ticket. One kernel, small models built once: a few seconds.
 """
+
 import ast
 import inspect
 import json
@@ -24,7 +25,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 # Built once in the kernel; EXPECTED holds each check's right answers (values that must never
 # be displayed by a wrong one), computed the way the worked solutions compute them.
-SETUP = r'''
+SETUP = r"""
 import copy, json, math
 import torch
 import torch.nn as nn
@@ -195,91 +196,309 @@ EXPECTED = {
     "check_n_m_pattern": [ppl48, ppl24],
 }
 print(json.dumps(EXPECTED))
-'''
+"""
 
 # (check, arguments after the answer, wrong answers): each wrong answer is an expression of the
 # kernel's names; "None" cases that only half-answer must say "Not answered yet".
 WRONG = {
-    "check_sneaker_count": (", loader", [
-        "sneakers + 1", "'many'", "[sneakers]", "loader.labels == sneaker",
-        "int((other.labels == sneaker).sum())", "len(loader.labels)", "sneakers * 100",
-        "sneakers / 100", "1 / sneakers", "float('nan')", "sneakers + 0.5", "{'n': sneakers}"]),
-    "check_normalisation": (", loader", [
-        "std, mean", "mean + 0.1, std", "mean, std * 1.1", "0.0, 1.0", "0, 1",
-        "round(mean, 4), round(std, 4)", "loader.images.mean(dim=1), std", "'zero', 1",
-        "other.images.mean().item(), other.images.std().item()", "mean * 100, std * 100",
-        "mean, 1 / std", "mean, None", "[mean], [std]"]),
-    "check_parameter_count": ("", [
-        "235147", "784 * 256 + 256 * 128 + 128 * 10", "'235146'", "2351.46", "235146.5",
-        "nn.Linear(3, 4)", "[235146]", "1 / 235146", "23514600", "torch.ones(3)"]),
-    "check_validation_metrics": (", history", [
-        "0.2888, 0.8984", "89.84, 0.2888", "0.2888, 89.72", "0.30, 89.84", "'low', 89.84",
-        "0.2888, None", "torch.tensor([0.2888, 0.1]), 89.84", "0.2888, 8984.0",
-        "1 / 0.2888, 89.84", "0.2888, 100 - 89.84"]),
-    "check_second_amount": (", net", [
-        "0.3", "0.5", "0.4", "1.5", "9830.0", "16384", "-5", "40_000", "'0.375'", "[0.375]",
-        "37.5", "1 / 0.375", "0.37", "torch.ones(2)", "True", "float('inf')", "1 - 0.375"]),
-    "check_permanent": (", net", [
-        "net", "masked40", "twice", "'model'", "nn.Linear(784, 256)", "Net()",
-        "masked40.state_dict()"]),
-    "check_max_free": (", curve, sparsities, 90.0", [
-        "40", "0.6", "80", "'60'", "6000", "[60]", "20", "0", "1 / 60", "60.5"]),
-    "check_fc2_sensitivity": (", net, loader", [
-        "fc2_acc + 1", "fc2_acc / 100", "str(fc2_acc)", "torch.ones(3)", "dense_acc",
-        "fc2_other", "100 - fc2_acc", "fc2_acc * 100", "[fc2_acc]"]),
-    "check_cubic_amounts": (", net", [
-        "targets", "[round(a, 3) for a in amounts]", "[round(a, 2) for a in amounts]",
-        "[0.225] * 4", "amounts[:3]", "'abc'", "[100 * a for a in amounts]", "amounts[::-1]",
-        "[1 / a for a in amounts]", "[total] * 4", "[None] * 4", "[-a for a in amounts]",
-        "{0: amounts[0]}", "[1 - a for a in amounts]", "[float(c) for c in count_amounts]"]),
-    "check_lottery_ticket": (", final", [
-        "Net()", "ticket_from(1)", "ticket_from(0, other_final)", "'ticket'", "final",
-        "nn.Linear(3, 4)", "[ticket_from(0)]"]),
-    "check_taylor_pruning": (", results, loader", [
-        "taylor, taylor_acc, not taylor_better", "taylor, taylor_acc + 2, taylor_better",
-        "taylor, taylor_acc / 100, taylor_better", "taylor, taylor_acc, 'yes'",
-        "magnitude, taylor_acc, taylor_better", "taylor80, taylor_acc, taylor_better",
-        "'model', taylor_acc, taylor_better", "taylor, str(taylor_acc), taylor_better",
-        "taylor, None, taylor_better", "net, taylor_acc, taylor_better"]),
-    "check_max_sparsity": (", after, levels, 89.8", [
-        "0.8", "90", "0.95", "'0.9'", "1 / 0.9", "0.98", "[0.9]", "0.1", "9000", "-0.9"]),
-    "check_norm_overlap": (", net, masked", [
-        "overlap - 1", "128", "overlap / 128", "str(overlap)", "l1.fc1.weight_mask",
-        "overlap * 100", "256 - overlap", "1 / overlap", "float(overlap) + 0.5"]),
-    "check_quarter_model": (", net, x", [
-        "params75 + 10, ratio75", "params75, param_ratio75", "params75, 1 / ratio75",
-        "params75, 1 / param_ratio75", "params75, round(ratio75, 2)", "params75, 100 * ratio75",
-        "params75, 1 - 1 / ratio75", "str(params75), ratio75", "params75, None",
-        "params75 * 100, ratio75", "count_parameters(net), ratio75", "params75, 'four'",
-        "params75, torch.ones(2)"]),
-    "check_bitmask_bytes": (", weight", [
-        "weight.numel() + 4 * kept", "math.ceil(weight.numel() / 8) + kept",
-        "math.ceil(weight.numel() / 8)", "bitmask + 1", "bitmask * 8", "bitmask / 8",
-        "str(bitmask)", "bitmask + 0.5", "1 / bitmask", "weight.numel() * 4"]),
-    "check_reloaded": (", to_save, loader", [
-        "Net()", "not_loaded", "'reloaded'", "nn.Linear(3, 4)", "masked40",
-        "to_save.state_dict()"]),
-    "check_mask_2_4_outputs": (", w24", [
-        "rows", "torch.ones_like", "lambda w: 1 - columns(w)", "lambda w: 1 / 0",
-        "lambda w: columns(w)[:4]", "lambda w: columns(w).tolist()", "lambda w: rows(w.t())",
-        "lambda w: 'mask'"]),
-    "check_residual_group": ("", [
-        "['block2.conv2', 'block3.conv2']", "['down.0', 'block2.conv2']",
-        "['down.0', 'block2.conv2', 'block3.conv2', 'block2.conv1']", "'down.0'", "[0, 1]", "5",
-        "['down.0']", "{'down.0': 1}", "['down.0', None]", "['down.0', 'fc']"]),
-    "check_pruned_resnet_parameters": ("", [
-        "resnet_quarter + 1", "resnet_dense", "resnet_quarter + 0.5", "str(resnet_quarter)",
-        "resnet_quarter * 100", "resnet_dense - resnet_quarter", "0.75", "SmallResNet()",
-        "[resnet_quarter]"]),
-    "check_wanda_mask": (", gpt, calib", [
-        "~wanda_fc1", "magnitude_fc1", "wanda_fc1.float()", "wanda_fc1[:4]", "'mask'",
-        "keep_mask(fc1_weight, 0.5, per_row=True)", "torch.ones_like(wanda_fc1)", "[True]"]),
-    "check_heads_removable": (", gpt, corpus, head_sc", [
-        "removable + 1", "'two'", "-1", "1.5", "[removable]", "100", "removable * 100"]),
-    "check_n_m_pattern": (", gpt, corpus, calib", [
-        "ppl24, better48", "math.log(ppl48), better48", "ppl48 * 100, better48",
-        "'low', better48", "ppl48, not better48", "ppl48, 'yes'", "1 / ppl48, better48",
-        "torch.ones(2), better48"]),
+    "check_sneaker_count": (
+        ", loader",
+        [
+            "sneakers + 1",
+            "'many'",
+            "[sneakers]",
+            "loader.labels == sneaker",
+            "int((other.labels == sneaker).sum())",
+            "len(loader.labels)",
+            "sneakers * 100",
+            "sneakers / 100",
+            "1 / sneakers",
+            "float('nan')",
+            "sneakers + 0.5",
+            "{'n': sneakers}",
+        ],
+    ),
+    "check_normalisation": (
+        ", loader",
+        [
+            "std, mean",
+            "mean + 0.1, std",
+            "mean, std * 1.1",
+            "0.0, 1.0",
+            "0, 1",
+            "round(mean, 4), round(std, 4)",
+            "loader.images.mean(dim=1), std",
+            "'zero', 1",
+            "other.images.mean().item(), other.images.std().item()",
+            "mean * 100, std * 100",
+            "mean, 1 / std",
+            "mean, None",
+            "[mean], [std]",
+        ],
+    ),
+    "check_parameter_count": (
+        "",
+        [
+            "235147",
+            "784 * 256 + 256 * 128 + 128 * 10",
+            "'235146'",
+            "2351.46",
+            "235146.5",
+            "nn.Linear(3, 4)",
+            "[235146]",
+            "1 / 235146",
+            "23514600",
+            "torch.ones(3)",
+        ],
+    ),
+    "check_validation_metrics": (
+        ", history",
+        [
+            "0.2888, 0.8984",
+            "89.84, 0.2888",
+            "0.2888, 89.72",
+            "0.30, 89.84",
+            "'low', 89.84",
+            "0.2888, None",
+            "torch.tensor([0.2888, 0.1]), 89.84",
+            "0.2888, 8984.0",
+            "1 / 0.2888, 89.84",
+            "0.2888, 100 - 89.84",
+        ],
+    ),
+    "check_second_amount": (
+        ", net",
+        [
+            "0.3",
+            "0.5",
+            "0.4",
+            "1.5",
+            "9830.0",
+            "16384",
+            "-5",
+            "40_000",
+            "'0.375'",
+            "[0.375]",
+            "37.5",
+            "1 / 0.375",
+            "0.37",
+            "torch.ones(2)",
+            "True",
+            "float('inf')",
+            "1 - 0.375",
+        ],
+    ),
+    "check_permanent": (
+        ", net",
+        [
+            "net",
+            "masked40",
+            "twice",
+            "'model'",
+            "nn.Linear(784, 256)",
+            "Net()",
+            "masked40.state_dict()",
+        ],
+    ),
+    "check_max_free": (
+        ", curve, sparsities, 90.0",
+        ["40", "0.6", "80", "'60'", "6000", "[60]", "20", "0", "1 / 60", "60.5"],
+    ),
+    "check_fc2_sensitivity": (
+        ", net, loader",
+        [
+            "fc2_acc + 1",
+            "fc2_acc / 100",
+            "str(fc2_acc)",
+            "torch.ones(3)",
+            "dense_acc",
+            "fc2_other",
+            "100 - fc2_acc",
+            "fc2_acc * 100",
+            "[fc2_acc]",
+        ],
+    ),
+    "check_cubic_amounts": (
+        ", net",
+        [
+            "targets",
+            "[round(a, 3) for a in amounts]",
+            "[round(a, 2) for a in amounts]",
+            "[0.225] * 4",
+            "amounts[:3]",
+            "'abc'",
+            "[100 * a for a in amounts]",
+            "amounts[::-1]",
+            "[1 / a for a in amounts]",
+            "[total] * 4",
+            "[None] * 4",
+            "[-a for a in amounts]",
+            "{0: amounts[0]}",
+            "[1 - a for a in amounts]",
+            "[float(c) for c in count_amounts]",
+        ],
+    ),
+    "check_lottery_ticket": (
+        ", final",
+        [
+            "Net()",
+            "ticket_from(1)",
+            "ticket_from(0, other_final)",
+            "'ticket'",
+            "final",
+            "nn.Linear(3, 4)",
+            "[ticket_from(0)]",
+        ],
+    ),
+    "check_taylor_pruning": (
+        ", results, loader",
+        [
+            "taylor, taylor_acc, not taylor_better",
+            "taylor, taylor_acc + 2, taylor_better",
+            "taylor, taylor_acc / 100, taylor_better",
+            "taylor, taylor_acc, 'yes'",
+            "magnitude, taylor_acc, taylor_better",
+            "taylor80, taylor_acc, taylor_better",
+            "'model', taylor_acc, taylor_better",
+            "taylor, str(taylor_acc), taylor_better",
+            "taylor, None, taylor_better",
+            "net, taylor_acc, taylor_better",
+        ],
+    ),
+    "check_max_sparsity": (
+        ", after, levels, 89.8",
+        ["0.8", "90", "0.95", "'0.9'", "1 / 0.9", "0.98", "[0.9]", "0.1", "9000", "-0.9"],
+    ),
+    "check_norm_overlap": (
+        ", net, masked",
+        [
+            "overlap - 1",
+            "128",
+            "overlap / 128",
+            "str(overlap)",
+            "l1.fc1.weight_mask",
+            "overlap * 100",
+            "256 - overlap",
+            "1 / overlap",
+            "float(overlap) + 0.5",
+        ],
+    ),
+    "check_quarter_model": (
+        ", net, x",
+        [
+            "params75 + 10, ratio75",
+            "params75, param_ratio75",
+            "params75, 1 / ratio75",
+            "params75, 1 / param_ratio75",
+            "params75, round(ratio75, 2)",
+            "params75, 100 * ratio75",
+            "params75, 1 - 1 / ratio75",
+            "str(params75), ratio75",
+            "params75, None",
+            "params75 * 100, ratio75",
+            "count_parameters(net), ratio75",
+            "params75, 'four'",
+            "params75, torch.ones(2)",
+        ],
+    ),
+    "check_bitmask_bytes": (
+        ", weight",
+        [
+            "weight.numel() + 4 * kept",
+            "math.ceil(weight.numel() / 8) + kept",
+            "math.ceil(weight.numel() / 8)",
+            "bitmask + 1",
+            "bitmask * 8",
+            "bitmask / 8",
+            "str(bitmask)",
+            "bitmask + 0.5",
+            "1 / bitmask",
+            "weight.numel() * 4",
+        ],
+    ),
+    "check_reloaded": (
+        ", to_save, loader",
+        [
+            "Net()",
+            "not_loaded",
+            "'reloaded'",
+            "nn.Linear(3, 4)",
+            "masked40",
+            "to_save.state_dict()",
+        ],
+    ),
+    "check_mask_2_4_outputs": (
+        ", w24",
+        [
+            "rows",
+            "torch.ones_like",
+            "lambda w: 1 - columns(w)",
+            "lambda w: 1 / 0",
+            "lambda w: columns(w)[:4]",
+            "lambda w: columns(w).tolist()",
+            "lambda w: rows(w.t())",
+            "lambda w: 'mask'",
+        ],
+    ),
+    "check_residual_group": (
+        "",
+        [
+            "['block2.conv2', 'block3.conv2']",
+            "['down.0', 'block2.conv2']",
+            "['down.0', 'block2.conv2', 'block3.conv2', 'block2.conv1']",
+            "'down.0'",
+            "[0, 1]",
+            "5",
+            "['down.0']",
+            "{'down.0': 1}",
+            "['down.0', None]",
+            "['down.0', 'fc']",
+        ],
+    ),
+    "check_pruned_resnet_parameters": (
+        "",
+        [
+            "resnet_quarter + 1",
+            "resnet_dense",
+            "resnet_quarter + 0.5",
+            "str(resnet_quarter)",
+            "resnet_quarter * 100",
+            "resnet_dense - resnet_quarter",
+            "0.75",
+            "SmallResNet()",
+            "[resnet_quarter]",
+        ],
+    ),
+    "check_wanda_mask": (
+        ", gpt, calib",
+        [
+            "~wanda_fc1",
+            "magnitude_fc1",
+            "wanda_fc1.float()",
+            "wanda_fc1[:4]",
+            "'mask'",
+            "keep_mask(fc1_weight, 0.5, per_row=True)",
+            "torch.ones_like(wanda_fc1)",
+            "[True]",
+        ],
+    ),
+    "check_heads_removable": (
+        ", gpt, corpus, head_sc",
+        ["removable + 1", "'two'", "-1", "1.5", "[removable]", "100", "removable * 100"],
+    ),
+    "check_n_m_pattern": (
+        ", gpt, corpus, calib",
+        [
+            "ppl24, better48",
+            "math.log(ppl48), better48",
+            "ppl48 * 100, better48",
+            "'low', better48",
+            "ppl48, not better48",
+            "ppl48, 'yes'",
+            "1 / ppl48, better48",
+            "torch.ones(2), better48",
+        ],
+    ),
 }
 
 RIGHT = {
@@ -342,14 +561,17 @@ def _renderings(value):
 
 
 # Source lines a hint may quote because the exercise's own text gives them already.
-GIVEN = {"torch.manual_seed(0)"}   # 04 Ex2: "The baseline started from torch.manual_seed(0); Net()"
+GIVEN = {"torch.manual_seed(0)"}  # 04 Ex2: "The baseline started from torch.manual_seed(0); Net()"
 
 
 def _source_lines(name):
     """The check's own lines worth hiding: code and hint fragments, not brackets or blank lines."""
     lines = inspect.getsource(getattr(ex, name)).splitlines()
-    return {line.strip() for line in lines
-            if len(line.strip()) >= 12 and not line.strip().startswith("@")} - GIVEN
+    return {
+        line.strip()
+        for line in lines
+        if len(line.strip()) >= 12 and not line.strip().startswith("@")
+    } - GIVEN
 
 
 @pytest.fixture(scope="module")
@@ -363,16 +585,24 @@ def executed():
     for name in CHECKS:
         rest, answers = WRONG[name]
         for answer in answers:
-            cells.append(nbformat.v4.new_code_cell(
-                f"from course_utils.exercises import {name}\n{name}({answer}{rest})"))
+            cells.append(
+                nbformat.v4.new_code_cell(
+                    f"from course_utils.exercises import {name}\n{name}({answer}{rest})"
+                )
+            )
             cases.append((name, answer, cells[-1]))
     rights = []
     for name in CHECKS:
         cells.append(nbformat.v4.new_code_cell(f"ex.{name}({RIGHT[name]})"))
         rights.append((name, cells[-1]))
     nb = nbformat.v4.new_notebook(cells=cells + _lottery_cells())
-    NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(ROOT)}}).execute()
+    NotebookClient(
+        nb,
+        timeout=300,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(ROOT)}},
+    ).execute()
     assert not any(o.output_type == "error" for o in nb.cells[0].outputs), _displayed(nb.cells[0])
     expected = json.loads(nb.cells[0].outputs[-1].text.strip().splitlines()[-1])
     return expected, cases, rights, nb.cells[-3:]
@@ -383,14 +613,20 @@ def _lottery_cells():
     nb = nbformat.read(ROOT / "notebooks" / "04_fine_tuning.ipynb", as_version=4)
     sources = [c.source for c in nb.cells if c.cell_type == "code"]
     answer = next(s for s in sources if s.startswith("ticket = None"))
-    check = next(s for s in sources if "ticket_ok = check_lottery_ticket" in s
-                 and s.startswith("from course_utils"))
+    check = next(
+        s
+        for s in sources
+        if "ticket_ok = check_lottery_ticket" in s and s.startswith("from course_utils")
+    )
     experiment = next(s for s in sources if s.startswith("if not ticket_ok"))
-    return [nbformat.v4.new_code_cell(
-                "device, layers, final_model = torch.device('cpu'), ('fc1', 'fc2', 'fc3'), final\n"
-                + answer.replace("ticket = None", "ticket = ticket_from(1)  # the wrong seed")),
-            nbformat.v4.new_code_cell(check),
-            nbformat.v4.new_code_cell(experiment)]
+    return [
+        nbformat.v4.new_code_cell(
+            "device, layers, final_model = torch.device('cpu'), ('fc1', 'fc2', 'fc3'), final\n"
+            + answer.replace("ticket = None", "ticket = ticket_from(1)  # the wrong seed")
+        ),
+        nbformat.v4.new_code_cell(check),
+        nbformat.v4.new_code_cell(experiment),
+    ]
 
 
 def test_a_wrong_answer_shows_a_hint_and_nothing_else(executed):
@@ -412,7 +648,7 @@ def test_a_wrong_answer_shows_a_hint_and_nothing_else(executed):
             problems.append(f"{name}({answer}): the traceback is more than the hint: {lines}")
         for value in expected[name]:
             if isinstance(value, str) and value in answer.replace("'", ""):
-                continue                     # a name the learner typed may be shown back
+                continue  # a name the learner typed may be shown back
             for text in _renderings(value):
                 if re.search(rf"(?<![\w.]){re.escape(text)}(?![\w])", shown):
                     problems.append(f"{name}({answer}) shows the expected {text}: {shown!r}")
@@ -442,23 +678,33 @@ def test_the_lottery_experiment_waits_for_a_right_ticket(executed):
 def _assigned(source):
     try:
         tree = ast.parse(source)
-    except SyntaxError:                      # IPython magics (%pip) in a setup cell
+    except SyntaxError:  # IPython magics (%pip) in a setup cell
         return set()
-    return {target.id for node in ast.walk(tree) if isinstance(node, ast.Assign)
-            for target in node.targets if isinstance(target, ast.Name)}
+    return {
+        target.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.name
+)
 def test_a_verdict_kept_in_a_name_exists_when_the_check_raises(path):
     """A check cell that keeps its verdict (``ticket_ok = check_...(...)``) raises before the
     assignment on a wrong answer: an earlier cell (the answer cell) must define the name too."""
     nb = nbformat.read(path, as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"
-            and "solution" not in c.metadata.get("tags", [])]
+    code = [
+        c
+        for c in nb.cells
+        if c.cell_type == "code" and "solution" not in c.metadata.get("tags", [])
+    ]
     for i, cell in enumerate(code):
         if "course_utils.exercises import" not in cell.source:
             continue
         for name in _assigned(cell.source):
-            assert any(name in _assigned(c.source) for c in code[:i]), \
+            assert any(name in _assigned(c.source) for c in code[:i]), (
                 f"{path.name}: `{name}` is defined only when the check passes"
+            )

@@ -1,4 +1,5 @@
 """Loss, evaluation, training and generation for the character model (notebook 09)."""
+
 import math
 
 import pytest
@@ -32,8 +33,9 @@ def test_training_lowers_the_loss_and_repeats_with_its_seed(corpus):
     train_lm(second, corpus, 60, lr=3e-3, seed=5)
     assert evaluate_lm(first, corpus, windows=32) < before - 0.5
     assert len(losses) == 60 and not first.training
-    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(),
-                                                 second.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values())
+    )
     with pytest.raises(ValueError, match="positive whole number"):
         train_lm(first, corpus, 0)
 
@@ -45,6 +47,7 @@ def test_custom_loss_is_used(corpus):
     def loss_fn(inputs, targets):
         calls.append(inputs.shape)
         return lm_loss(model, inputs, targets)
+
     train_lm(model, corpus, 3, batch_size=4, loss_fn=loss_fn)
     assert calls == [(4, 32)] * 3
 

@@ -1,4 +1,5 @@
 """One-shot pruning of TinyGPT: masks, Wanda, SparseGPT, heads and neurons (notebook 09)."""
+
 import copy
 
 import pytest
@@ -93,8 +94,10 @@ def layer_inputs(block, hidden):
 
     def record(name):
         return lambda module, args, out: inputs.__setitem__(name, args[0].flatten(0, -2))
-    handles = [layer.register_forward_hook(record(name))
-               for name, layer in block_linears(block).items()]
+
+    handles = [
+        layer.register_forward_hook(record(name)) for name, layer in block_linears(block).items()
+    ]
     with torch.no_grad():
         block(hidden)
     for handle in handles:
@@ -103,8 +106,9 @@ def layer_inputs(block, hidden):
 
 
 @pytest.mark.parametrize("n_m", [None, (2, 4)], ids=["50%", "2:4"])
-def test_sparsegpt_reconstructs_each_layer_better_than_magnitude_and_wanda(reference, calibration,
-                                                                          n_m):
+def test_sparsegpt_reconstructs_each_layer_better_than_magnitude_and_wanda(
+    reference, calibration, n_m
+):
     """The property SparseGPT optimises, on real calibration inputs of the trained model."""
     hidden = reference.tok_emb(calibration) + reference.pos_emb(torch.arange(64))
     for block in reference.blocks[:2]:
@@ -124,8 +128,7 @@ def test_sparsegpt_reconstructs_each_layer_better_than_magnitude_and_wanda(refer
             hidden = block(hidden)
 
 
-def test_prune_transformer_prunes_block_linears_only_and_leaves_the_model(reference,
-                                                                          calibration):
+def test_prune_transformer_prunes_block_linears_only_and_leaves_the_model(reference, calibration):
     before = copy.deepcopy(reference.state_dict())
     pruned, seconds = prune_transformer(reference, calibration, "wanda", sparsity=0.5)
     assert seconds > 0
@@ -169,8 +172,9 @@ def test_removing_heads_and_neurons_computes_what_the_masked_model_did(reference
     assert small.config["heads"] == [2, 1, 3, 1]
     rebuilt = TinyGPT(**small.config)
     rebuilt.load_state_dict(small.state_dict())
-    assert sum(p.numel() for p in small.parameters()) < sum(p.numel()
-                                                            for p in reference.parameters())
+    assert sum(p.numel() for p in small.parameters()) < sum(
+        p.numel() for p in reference.parameters()
+    )
 
 
 def test_shrink_refuses_bad_heads(reference):

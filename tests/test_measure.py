@@ -1,4 +1,5 @@
 """Measurement helpers: counts, sparsity, sizes, MACs (FlopCounterMode) and side-by-side timing."""
+
 import time
 
 import pytest
@@ -48,8 +49,11 @@ def hand_counted_macs(model, x):
             kernel = module.kernel_size[0] * module.kernel_size[1]
             total += output.numel() * kernel * module.in_channels // module.groups
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, (nn.Linear, nn.Conv2d))]
+    handles = [
+        m.register_forward_hook(hook)
+        for m in model.modules()
+        if isinstance(m, (nn.Linear, nn.Conv2d))
+    ]
     with torch.no_grad():
         model.eval()(x)
     for handle in handles:
@@ -64,10 +68,9 @@ def test_macs_linear_and_conv_match_a_hand_count():
     x = torch.zeros(1, 1, 28, 28)
     assert count_macs(SmallCNN(), x) == hand_counted_macs(SmallCNN(), x) > 0
     grouped = nn.Conv2d(4, 8, 3, groups=2)
-    assert count_macs(grouped, torch.zeros(1, 4, 6, 6)) == hand_counted_macs(grouped, torch.zeros(1,
-                                                                                                  4,
-                                                                                                  6,
-                                                                                                  6))
+    assert count_macs(grouped, torch.zeros(1, 4, 6, 6)) == hand_counted_macs(
+        grouped, torch.zeros(1, 4, 6, 6)
+    )
 
 
 def test_masks_skip_no_arithmetic():
@@ -77,11 +80,13 @@ def test_masks_skip_no_arithmetic():
 
 
 def test_compare_speed_ratios_and_measurements():
-    results = compare_speed({"slow": lambda: sum(range(20000)), "fast": lambda: None},
-                            warmup=1, repeats=5, label="toy")
+    results = compare_speed(
+        {"slow": lambda: sum(range(20000)), "fast": lambda: None}, warmup=1, repeats=5, label="toy"
+    )
     assert results["fast"]["speedup"] > 1.0, "relative to the first entry: faster is above 1"
-    reverse = compare_speed({"fast": lambda: None, "slow": lambda: sum(range(20000))},
-                            warmup=1, repeats=5)
+    reverse = compare_speed(
+        {"fast": lambda: None, "slow": lambda: sum(range(20000))}, warmup=1, repeats=5
+    )
     assert reverse["slow"]["speedup"] < 1.0, "and slower below 1"
     measurement = results["fast"]["measurement"]
     assert isinstance(measurement, benchmark.Measurement) and len(measurement.times) == 5
@@ -124,8 +129,9 @@ def test_compare_throughput_counts_items_per_second_in_eval_mode():
 def test_cpu_throughput_times_one_batch_on_the_cpu():
     images = torch.zeros(300, 784)
     model = Sleeper(0.0)
-    results = cpu_throughput({"a": Net(), "b": model}, images, batch_size=256, threads=1,
-                             warmup=1, repeats=3)
+    results = cpu_throughput(
+        {"a": Net(), "b": model}, images, batch_size=256, threads=1, warmup=1, repeats=3
+    )
     assert set(results) == {"a", "b"}
     assert set(model.seen) == {((256, 784), "cpu", False)}, "one batch of 256, on the CPU"
 
@@ -153,8 +159,12 @@ def test_cpu_throughput_times_gpu_models_as_cpu_copies():
     dense, masked = Net().cuda(), Net().cuda()
     prune.ln_structured(masked.fc1, "weight", amount=0.5, n=2, dim=0)
     csr = to_csr_model(cpu_copy(dense))
-    results = cpu_throughput({"dense": dense, "masked": masked, "csr": csr},
-                             torch.randn(300, 784, device="cuda"), warmup=1, repeats=2)
+    results = cpu_throughput(
+        {"dense": dense, "masked": masked, "csr": csr},
+        torch.randn(300, 784, device="cuda"),
+        warmup=1,
+        repeats=2,
+    )
     assert set(results) == {"dense", "masked", "csr"}
     assert next(dense.parameters()).is_cuda and masked.fc1.weight_orig.is_cuda, "left on the GPU"
 

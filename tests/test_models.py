@@ -1,4 +1,5 @@
 """The course's models: shapes, the per-layer table, and TinyGPT's checks (notebook 09)."""
+
 import pytest
 import torch
 

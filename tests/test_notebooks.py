@@ -2,6 +2,7 @@
 
 nbval itself executes the notebooks; these tests read the committed files.
 """
+
 import ast
 import re
 from pathlib import Path
@@ -46,8 +47,9 @@ def test_anatomy(path):
     title, objectives, setup = cells[0], cells[1], cells[2]
     assert title.cell_type == "markdown" and title.source.startswith(f"# {path.name[:2]} · ")
     assert colab_badge(path.name) in title.source, "the badge comes from tools/notebook_cells.py"
-    assert "## Objectives" in objectives.source and re.search(r"Teaching \d+ min",
-                                                              objectives.source)
+    assert "## Objectives" in objectives.source and re.search(
+        r"Teaching \d+ min", objectives.source
+    )
     assert setup.cell_type == "code"
     assert 'if "google.colab" in sys.modules:' in setup.source
     assert colab_install_line() in setup.source
@@ -59,10 +61,12 @@ def test_anatomy(path):
     solutions = [c for c in code_cells(nb) if is_solution(c)]
     assert len(solutions) >= 2, "each exercise needs a worked solution cell tagged 'solution'"
     for cell in solutions:
-        assert cell.metadata.get("jupyter",
-                                 {}).get("source_hidden"), "solutions start collapsed (JupyterLab)"
-        assert cell.metadata.get("cellView") == "form" and cell.source.startswith("#@title"), \
+        assert cell.metadata.get("jupyter", {}).get("source_hidden"), (
+            "solutions start collapsed (JupyterLab)"
+        )
+        assert cell.metadata.get("cellView") == "form" and cell.source.startswith("#@title"), (
             "solutions start collapsed on Colab too: a form cell with a #@title line"
+        )
     assert "check" in "".join(c.source for c in code_cells(nb)), "exercises need checks"
 
 
@@ -80,8 +84,9 @@ def test_outputs_come_from_one_clean_run(path):
 def test_checked_cells_and_claims(path):
     nb = read(path)
     sources = [c.source for c in code_cells(nb)]
-    assert any(s.startswith("# NBVAL_CHECK_OUTPUT") for s in sources), \
+    assert any(s.startswith("# NBVAL_CHECK_OUTPUT") for s in sources), (
         "mark at least one deterministic cell with # NBVAL_CHECK_OUTPUT"
+    )
 
 
 def _links(text):
@@ -174,30 +179,39 @@ def test_exercises_check_the_learner_and_give_nothing_away(path):
     cells = _exercise_cells(nb)
     code = [c for c in cells if c.cell_type == "code" and c.source.strip()]
     checks = [c for c in code if not is_solution(c) and _check_call(c.source)]
-    mandatory = [c for c in cells if c.cell_type == "markdown"
-                 for line in c.source.splitlines()
-                 if line.startswith("### Exercise") and "optional" not in line.lower()]
+    mandatory = [
+        c
+        for c in cells
+        if c.cell_type == "markdown"
+        for line in c.source.splitlines()
+        if line.startswith("### Exercise") and "optional" not in line.lower()
+    ]
     assert len(checks) >= len(mandatory) >= 2, "every exercise has a one-line check cell"
     for cell in code:
         if is_solution(cell):
             continue
-        uses_checks = "course_utils.exercises" in cell.source or re.search(r"\bcheck\w*\(",
-                                                                           cell.source)
-        assert not uses_checks or _check_call(cell.source), \
+        uses_checks = "course_utils.exercises" in cell.source or re.search(
+            r"\bcheck\w*\(", cell.source
+        )
+        assert not uses_checks or _check_call(cell.source), (
             f"a check cell is one call to a course_utils.exercises function:\n{cell.source}"
+        )
     for i, cell in enumerate(code):
         if not is_solution(cell):
             continue
         before = [c for c in code[:i] if not is_solution(c)]
         assert before and _check_call(before[-1].source), (
             "a solution comes after its check (Run All must not overwrite the answer):\n"
-            f"{cell.source}")
-        assert _last_call(cell.source) == _check_call(before[-1].source), \
+            f"{cell.source}"
+        )
+        assert _last_call(cell.source) == _check_call(before[-1].source), (
             "a solution ends with the same check, so the test suite proves it right"
+        )
     for cell in checks + [c for c in code if is_solution(c)]:
         text = _output_text(cell)
         assert not digits(text), f"a check or solution output shows a number: {text!r}"
         assert "Traceback" not in text
     for cell in checks:
-        assert "Not answered yet" in _output_text(cell) or "Correct!" in _output_text(cell), \
+        assert "Not answered yet" in _output_text(cell) or "Correct!" in _output_text(cell), (
             "re-execute: the check cell has no stored verdict"
+        )

@@ -1,4 +1,5 @@
 """The shape of course_utils: one module per job, each with ``__all__``; typed public functions."""
+
 import ast
 import importlib
 import inspect
@@ -23,8 +24,11 @@ def test_all_lists_exactly_the_public_definitions(name):
     module = importlib.import_module(f"course_utils.{name}")
     assert hasattr(module, "__all__"), f"course_utils/{name}.py has no __all__"
     tree = ast.parse((ROOT / "course_utils" / f"{name}.py").read_text())
-    defined = {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))
-               and not node.name.startswith("_")}
+    defined = {
+        node.name
+        for node in tree.body
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_")
+    }
     unlisted = defined - set(module.__all__)
     assert not unlisted, f"public but not in __all__: {unlisted}"
     missing = [n for n in module.__all__ if not hasattr(module, n)]
@@ -44,8 +48,9 @@ def public_functions():
                         yield f"{name}.{attr}.{method}", vars(obj)[method]
 
 
-@pytest.mark.parametrize("where, function", list(public_functions()),
-                         ids=[where for where, _ in public_functions()])
+@pytest.mark.parametrize(
+    "where, function", list(public_functions()), ids=[where for where, _ in public_functions()]
+)
 def test_public_functions_have_type_hints(where, function):
     signature = inspect.signature(function)
     assert signature.return_annotation is not inspect.Signature.empty, f"{where}: no return type"

@@ -1,4 +1,5 @@
 """Unit tests for course_utils.pruning (notebooks 02-07): helpers and the rules of masked models."""
+
 import pytest
 import torch
 import torch.nn as nn
@@ -49,19 +50,22 @@ def test_amount_for_target_rejects_bad_input(current, target):
 def test_cubic_sparsity_follows_zhu_and_gupta():
     values = [cubic_sparsity(t, 4, 0.95) for t in range(5)]
     assert values[0] == 0.0 and values[-1] == pytest.approx(0.95)
-    assert values[1] == pytest.approx(0.95 * (1 - 0.75 ** 3))
+    assert values[1] == pytest.approx(0.95 * (1 - 0.75**3))
     steps = [b - a for a, b in zip(values, values[1:])]
     assert all(s > 0 for s in steps) and steps == sorted(steps, reverse=True), "big steps first"
     assert cubic_sparsity(0, 3, 0.9, initial=0.5) == pytest.approx(0.5)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(step=5, n_steps=4, final=0.9), "step"),
-    (dict(step=1, n_steps=0, final=0.9), "n_steps"),
-    (dict(step=1, n_steps=2.5, final=0.9), "n_steps"),
-    (dict(step=1, n_steps=4, final=1.2), "fractions"),
-    (dict(step=1, n_steps=4, final=0.5, initial=0.8), "initial <= final"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(step=5, n_steps=4, final=0.9), "step"),
+        (dict(step=1, n_steps=0, final=0.9), "n_steps"),
+        (dict(step=1, n_steps=2.5, final=0.9), "n_steps"),
+        (dict(step=1, n_steps=4, final=1.2), "fractions"),
+        (dict(step=1, n_steps=4, final=0.5, initial=0.8), "initial <= final"),
+    ],
+)
 def test_cubic_sparsity_rejects_bad_input(kwargs, message):
     with pytest.raises(ValueError, match=message):
         cubic_sparsity(**kwargs)
@@ -112,10 +116,12 @@ def test_make_permanent_keeps_the_zeros_and_drops_the_masks():
 
 # --- the rules of masked models -------------------------------------------------------------
 
+
 def test_prunable_layer_types_are_the_ones_every_helper_uses():
     model = SmallCNN()
-    assert [m for m, _ in prunable_weights(model)] == [m for m in model.modules()
-                                                       if isinstance(m, PRUNABLE)]
+    assert [m for m, _ in prunable_weights(model)] == [
+        m for m in model.modules() if isinstance(m, PRUNABLE)
+    ]
     assert set(PRUNABLE) == {nn.Linear, nn.Conv2d}
 
 
@@ -146,6 +152,7 @@ def test_effective_weight_is_fresh_after_an_optimizer_step():
 
 def test_masked_copy_copies_what_deepcopy_refuses_and_keeps_the_masks():
     import copy
+
     model = Net()
     prune.l1_unstructured(model.fc1, "weight", amount=0.5)
     with pytest.raises(RuntimeError):

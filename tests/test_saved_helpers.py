@@ -8,6 +8,7 @@ any function or class is defined twice across the notebooks, ``course_utils``, `
 normalised syntax trees: docstrings, annotations and the names of arguments and local variables
 do not count).
 """
+
 import ast
 import copy
 import importlib
@@ -30,15 +31,21 @@ MIN_BODY_NODES = 25  # smaller bodies (a one-line property, a fixture) may repea
 
 def python_source(cell_source):
     """A code cell without its IPython lines (``%pip``, ``!ls``), which are not Python."""
-    return "\n".join(line[:len(line) - len(line.lstrip())] + "pass"
-                     if line.lstrip().startswith(("%", "!")) else line
-                     for line in cell_source.splitlines())
+    return "\n".join(
+        line[: len(line) - len(line.lstrip())] + "pass"
+        if line.lstrip().startswith(("%", "!"))
+        else line
+        for line in cell_source.splitlines()
+    )
 
 
 def top_level_nodes(source):
     """The functions and classes defined at the top of ``source``, as syntax-tree nodes."""
-    return [node for node in ast.parse(source).body
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    return [
+        node
+        for node in ast.parse(source).body
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    ]
 
 
 def top_level_definitions(source):
@@ -63,8 +70,12 @@ class _Normalise(ast.NodeTransformer):
 
     def _strip(self, node):
         body = node.body
-        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                and isinstance(body[0].value.value, str):
+        if (
+            body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
             body = body[1:] or [ast.Pass()]
         node.body = body
         if hasattr(node, "returns"):
@@ -75,8 +86,11 @@ class _Normalise(ast.NodeTransformer):
     visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = _strip
 
     def visit_AnnAssign(self, node):
-        return self.generic_visit(ast.Assign(targets=[node.target], value=node.value, lineno=0)
-                                  if node.value is not None else ast.Pass())
+        return self.generic_visit(
+            ast.Assign(targets=[node.target], value=node.value, lineno=0)
+            if node.value is not None
+            else ast.Pass()
+        )
 
 
 def normalised_body(node):
@@ -101,8 +115,9 @@ SAVED = list(saved_cells())
 
 
 def test_every_taught_helper_is_saved():
-    names = {name for _, _, source in SAVED
-             for name in top_level_definitions(python_source(source))}
+    names = {
+        name for _, _, source in SAVED for name in top_level_definitions(python_source(source))
+    }
     assert TAUGHT <= names, f"not marked '# saved in course_utils...': {sorted(TAUGHT - names)}"
 
 
@@ -117,8 +132,9 @@ def drift(where, module_name, source):
         if not hasattr(module, name):
             problems.append(f"{where} defines {name}, which {module_name} lacks")
         elif inspect.getsource(getattr(module, name)).rstrip() != text.rstrip():
-            problems.append(f"{name} in {where} differs from {module_name}.{name}: "
-                            "copy one onto the other")
+            problems.append(
+                f"{name} in {where} differs from {module_name}.{name}: copy one onto the other"
+            )
     return problems
 
 
@@ -129,15 +145,21 @@ def test_saved_helper_matches_its_module(where, module_name, source):
 
 def python_files():
     """``{where: source}`` of every .py file of the course but the notebooks."""
-    return {f"{folder}/{path.name}": path.read_text()
-            for folder in FOLDERS for path in sorted((ROOT / folder).glob("*.py"))}
+    return {
+        f"{folder}/{path.name}": path.read_text()
+        for folder in FOLDERS
+        for path in sorted((ROOT / folder).glob("*.py"))
+    }
 
 
 def definitions():
     """``[(where, node)]`` of every top-level function and class (a saved cell counts once)."""
     found = []
-    saved = {(name, module) for _, module, source in SAVED
-             for name in top_level_definitions(python_source(source))}
+    saved = {
+        (name, module)
+        for _, module, source in SAVED
+        for name in top_level_definitions(python_source(source))
+    }
     for where, source in python_files().items():
         found += [(where, node) for node in top_level_nodes(source)]
     for path in NOTEBOOKS:
@@ -180,16 +202,20 @@ def test_no_helper_is_defined_twice():
 def test_the_guard_sees_a_body_copied_under_a_new_name():
     module = (ROOT / "course_utils" / "sparse_kernels.py").read_text()
     original = next(node for node in top_level_nodes(module) if node.name == "mask_2_4")
-    copied = ast.parse(ast.get_source_segment(module, original)
-                       .replace("def mask_2_4(weight", "def _rows_2_4(w")
-                       .replace("weight.", "w."))
+    copied = ast.parse(
+        ast.get_source_segment(module, original)
+        .replace("def mask_2_4(weight", "def _rows_2_4(w")
+        .replace("weight.", "w.")
+    )
     assert normalised_body(copied.body[0]) == normalised_body(original)
     twice, copies = repeated(definitions() + [("tests/copy.py", copied.body[0])])
-    assert not twice and copies == [["mask_2_4 in course_utils/sparse_kernels.py",
-                                     "_rows_2_4 in tests/copy.py"]]
+    assert not twice and copies == [
+        ["mask_2_4 in course_utils/sparse_kernels.py", "_rows_2_4 in tests/copy.py"]
+    ]
     other = ast.parse("def mask_2_4(weight):\n    return weight\n").body[0]
     assert repeated(definitions() + [("tests/other.py", other)])[0] == {
-        "mask_2_4": ["course_utils/sparse_kernels.py", "tests/other.py"]}
+        "mask_2_4": ["course_utils/sparse_kernels.py", "tests/other.py"]
+    }
 
 
 def test_the_drift_test_can_fail():

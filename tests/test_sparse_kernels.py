@@ -1,4 +1,5 @@
 """Sparse-kernel helpers for latency: CSR layers give the same outputs; 2:4 support is detected."""
+
 import pytest
 import torch
 import torch.nn as nn

@@ -1,4 +1,5 @@
 """Compact storage of sparse state_dicts: exact round trips, real savings, clear errors."""
+
 import io
 import os
 
@@ -46,8 +47,10 @@ def test_pack_bits_round_trip(numel):
 
 
 def test_pack_bits_order():
-    assert pack_bits(torch.tensor([True, False, False, False, False, False, False,
-                                   True])).item() == 129
+    assert (
+        pack_bits(torch.tensor([True, False, False, False, False, False, False, True])).item()
+        == 129
+    )
 
 
 @pytest.mark.parametrize("layout", ["bitmask", "csr"])
@@ -125,6 +128,7 @@ def test_save_overwrites_atomically(tmp_path, monkeypatch):
 
     def broken(*args, **kwargs):
         raise OSError("disk full")
+
     monkeypatch.setattr(os, "replace", broken)
     with pytest.raises(OSError, match="disk full"):
         save_sparse(sparse_net(0.5), path)

@@ -1,5 +1,6 @@
 """The student edition is complete, solution-free and output-free; exercises and checks remain,
 and it runs top to bottom with every check saying "Not answered yet"."""
+
 import os
 from pathlib import Path
 
@@ -70,10 +71,12 @@ def test_student_edition_runs_top_to_bottom(tmp_path, name):
     make_student(tmp_path / "student")
     path = tmp_path / "student" / name
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
-    checks = [c for c in nb.cells
-              if c.cell_type == "code" and "course_utils.exercises import" in c.source]
+    NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
+    checks = [
+        c for c in nb.cells if c.cell_type == "code" and "course_utils.exercises import" in c.source
+    ]
     assert checks, "no check cells found"
     for cell in checks:
         text = "".join(o.get("text", "") for o in cell.outputs)

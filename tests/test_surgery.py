@@ -3,6 +3,7 @@
 Each returns a new, plain layer; on zeroed (or masked) units the result computes exactly what the
 masked layers did. ``remove_pruned_units`` (the chain planner) is tested in ``test_chain.py``.
 """
+
 import pytest
 import torch
 import torch.nn as nn
@@ -12,6 +13,7 @@ from helpers import assert_same_outputs, calibrate
 from course_utils.surgery import SurgeryError, keep_inputs, keep_outputs, kept_indices
 
 # --- kept_indices -------------------------------------------------------------------------
+
 
 def test_kept_indices_rows_columns_and_masks():
     w = torch.tensor([[1.0, 0.0, 2.0], [0.0, 0.0, 0.0], [0.0, 0.0, 3.0]])
@@ -35,6 +37,7 @@ def test_kept_indices_errors():
 
 # --- the primitives ------------------------------------------------------------------------
 
+
 def test_keep_outputs_and_inputs_of_linear_layers():
     torch.manual_seed(0)
     fc, nxt = nn.Linear(5, 6), nn.Linear(6, 2)
@@ -56,8 +59,9 @@ def test_keep_outputs_and_inputs_of_a_conv_block_with_zeroed_channels_are_exact(
         for p in (conv.weight, conv.bias, bn.weight, bn.bias):
             p[[0, 3]] = 0
     keep = kept_indices(conv.weight)
-    small = nn.Sequential(keep_outputs(conv, keep), keep_outputs(bn, keep), nn.ReLU(),
-                          keep_inputs(nxt, keep))
+    small = nn.Sequential(
+        keep_outputs(conv, keep), keep_outputs(bn, keep), nn.ReLU(), keep_inputs(nxt, keep)
+    )
     assert [small[0].out_channels, small[1].num_features, small[3].in_channels] == [4, 4, 4]
     torch.testing.assert_close(small[1].running_var, bn.running_var[keep])
     assert_same_outputs(block, small, x)

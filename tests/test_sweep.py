@@ -1,4 +1,5 @@
 """make sweep's table and summary, from fake runs (the sweep itself takes half an hour)."""
+
 import math
 
 import pytest
@@ -7,21 +8,56 @@ import pytest
 @pytest.fixture(scope="module")
 def sweep():
     from tools import sweep as module  # the script, run as python -m tools.sweep
+
     return module
 
 
 def fake_runs(gaps, cpu="Some CPU, 2 cores"):
     runs = []
     for i, gap in enumerate(gaps):
-        claims = [{"kind": "claim", "name": "04 gap", "value": gap, "at_least": -1.0,
-                   "at_most": None, "passed": gap >= -1.0, "says": "A is not behind B"},
-                  {"kind": "sanity", "name": "masked speed-up", "value": 0.9, "at_least": None,
-                   "at_most": 1.2, "passed": True, "says": "masks skip no arithmetic"},
-                  {"kind": "speed", "name": "speed-up", "value": 2.0 + i / 10, "at_least": 1.7,
-                   "at_most": 2.4, "passed": True}]
-        runs.append({"cpu": cpu, "seed": i // 2, "threads": 1 + i % 2, "notebooks": {
-            "04_fine_tuning": {"passed": gap >= -1.0, "seconds": 60.0, "claims": claims,
-                               "error": None if gap >= -1.0 else "ClaimError: 04 gap"}}})
+        claims = [
+            {
+                "kind": "claim",
+                "name": "04 gap",
+                "value": gap,
+                "at_least": -1.0,
+                "at_most": None,
+                "passed": gap >= -1.0,
+                "says": "A is not behind B",
+            },
+            {
+                "kind": "sanity",
+                "name": "masked speed-up",
+                "value": 0.9,
+                "at_least": None,
+                "at_most": 1.2,
+                "passed": True,
+                "says": "masks skip no arithmetic",
+            },
+            {
+                "kind": "speed",
+                "name": "speed-up",
+                "value": 2.0 + i / 10,
+                "at_least": 1.7,
+                "at_most": 2.4,
+                "passed": True,
+            },
+        ]
+        runs.append(
+            {
+                "cpu": cpu,
+                "seed": i // 2,
+                "threads": 1 + i % 2,
+                "notebooks": {
+                    "04_fine_tuning": {
+                        "passed": gap >= -1.0,
+                        "seconds": 60.0,
+                        "claims": claims,
+                        "error": None if gap >= -1.0 else "ClaimError: 04 gap",
+                    }
+                },
+            }
+        )
     return runs
 
 
@@ -30,7 +66,12 @@ def test_summary_gives_spread_bound_sentence_and_slack(sweep):
     assert list(summary) == ["04 gap"], "speed notes and sanity checks are not claims"
     gap = summary["04 gap"]
     assert {k: gap[k] for k in ("mean", "min", "median", "max", "n")} == {
-        "mean": 0.5, "min": 0.0, "median": 0.5, "max": 1.0, "n": 4}
+        "mean": 0.5,
+        "min": 0.0,
+        "median": 0.5,
+        "max": 1.0,
+        "n": 4,
+    }
     assert gap["sd"] == pytest.approx(0.4082, abs=1e-4), "the sample sd"
     assert gap["at_least"] == -1.0 and gap["at_most"] is None and gap["says"] == "A is not behind B"
     assert gap["distance"] == 1.0 and gap["slack_sd"] == pytest.approx(1 / 0.4082, abs=1e-3)
@@ -58,8 +99,13 @@ def test_a_bound_far_beyond_the_effect_and_eight_sd_cannot_fail(sweep):
     assert not sweep.unfalsifiable(sweep.summary(tight)["04 gap"])
 
 
-MACHINE = {"date": "2026-11-25 12:00", "cpu": "Some CPU", "cores": 2, "python": "3.11",
-           "torch": "2.4"}
+MACHINE = {
+    "date": "2026-11-25 12:00",
+    "cpu": "Some CPU",
+    "cores": 2,
+    "python": "3.11",
+    "torch": "2.4",
+}
 
 
 def test_markdown_lists_cpus_runs_claims_sanity_and_failures(sweep):
@@ -78,12 +124,17 @@ def test_markdown_lists_cpus_runs_claims_sanity_and_failures(sweep):
 def test_merge_replaces_only_the_notebooks_run_again_on_the_same_cpu(sweep):
     old = fake_runs([0.2, 0.4])
     for run in old:
-        run["notebooks"]["05_global_pruning"] = {"passed": True, "seconds": 10.0, "claims": [],
-                                                 "error": None}
+        run["notebooks"]["05_global_pruning"] = {
+            "passed": True,
+            "seconds": 10.0,
+            "claims": [],
+            "error": None,
+        }
     new = fake_runs([0.9, 0.8])
     merged = sweep.merge(old, new)
-    assert [list(run["notebooks"]) for run in merged] == [["04_fine_tuning",
-                                                           "05_global_pruning"]] * 2
+    assert [list(run["notebooks"]) for run in merged] == [
+        ["04_fine_tuning", "05_global_pruning"]
+    ] * 2
     assert merged[0]["notebooks"]["04_fine_tuning"]["claims"][0]["value"] == 0.9
     assert merged[1]["notebooks"]["05_global_pruning"]["seconds"] == 10.0
     assert sweep.merge([], new) == new

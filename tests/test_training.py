@@ -1,4 +1,5 @@
 """course_utils.training: the baseline recipe (the training loop itself runs in every notebook)."""
+
 import pytest
 import torch.nn as nn
 

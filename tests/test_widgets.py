@@ -1,4 +1,5 @@
 """Unit tests for course_utils.widgets (the sparsity explorer of 03_validation)."""
+
 import re
 
 import matplotlib

@@ -5,6 +5,7 @@
 
 Authors also import ``title_cell`` and ``setup_cell`` when writing a new notebook.
 """
+
 import re
 import sys
 from pathlib import Path
@@ -27,8 +28,10 @@ def colab_url(notebook: str) -> str:
 
 def colab_badge(notebook: str) -> str:
     """The Markdown of the 'Open in Colab' badge for a notebook file name."""
-    return (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
-            f"({colab_url(notebook)})")
+    return (
+        f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+        f"({colab_url(notebook)})"
+    )
 
 
 def colab_install_line() -> str:
@@ -39,16 +42,19 @@ def colab_install_line() -> str:
 def title_cell(notebook, title, summary):
     """``# NN · Title``, the badge, and one sentence on what the learner will be able to do."""
     number = notebook[:2]
-    return nbformat.v4.new_markdown_cell(f"# {number} · "
-                                         f"{title}\n\n{colab_badge(notebook)}\n\n{summary}")
+    return nbformat.v4.new_markdown_cell(
+        f"# {number} · {title}\n\n{colab_badge(notebook)}\n\n{summary}"
+    )
 
 
 def setup_source(imports=""):
     """The setup cell: install on Colab, then one ``setup()`` call (seed, device, versions)."""
-    lines = ["import sys",
-             'if "google.colab" in sys.modules:  # on Colab: install the course helpers first',
-             f"    {colab_install_line()}",
-             ""]
+    lines = [
+        "import sys",
+        'if "google.colab" in sys.modules:  # on Colab: install the course helpers first',
+        f"    {colab_install_line()}",
+        "",
+    ]
     if imports:
         lines += [imports.strip(), ""]
     lines += ["from course_utils import setup", "device = setup()"]
@@ -74,8 +80,9 @@ def stamp(path, write=True):
 
 if __name__ == "__main__":
     check_only = "--check" in sys.argv
-    stale = [p.name for p in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")) if stamp(p,
-                                                                                   not check_only)]
+    stale = [
+        p.name for p in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")) if stamp(p, not check_only)
+    ]
     if stale:
         print(("Out of date: " if check_only else "Stamped: ") + ", ".join(stale))
     sys.exit(1 if stale and check_only else 0)

@@ -22,6 +22,7 @@ when ``--out`` is that table: a check under other seeds with ``--out /tmp/...`` 
 alone). Exits 1 if any notebook failed in any run. ``--explore`` (choosing bounds) records
 every claim without stopping and writes nothing but the JSON.
 """
+
 import argparse
 import json
 import math
@@ -51,17 +52,37 @@ than the effect itself (the median), could not fail in practice (``tests/test_cl
 def run_notebook(path, workdir, seed, threads):
     """Execute one notebook in ``workdir``; return ``(passed, seconds, claims, error)``."""
     log = workdir / f"{path.stem}.claims.jsonl"
-    env = dict(os.environ, COURSE_HOME=str(workdir), COURSE_SEED=str(seed),
-               COURSE_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
-               COURSE_CLAIMS_LOG=str(log))
+    env = dict(
+        os.environ,
+        COURSE_HOME=str(workdir),
+        COURSE_SEED=str(seed),
+        COURSE_THREADS=str(threads),
+        OMP_NUM_THREADS=str(threads),
+        COURSE_CLAIMS_LOG=str(log),
+    )
     if EXPLORE:
         env["COURSE_CLAIMS_EXPLORE"] = "1"
     start = time.perf_counter()
     done = subprocess.run(  # nbval, as `make test` runs it
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
-         "--nbval-current-env", "--nbval-cell-timeout=900",
-         "--nbval-sanitize-with", str(ROOT / "tests" / "nbval_sanitize.cfg"), path.name],
-        cwd=path.parent, env=env, capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--nbval-lax",
+            "--nbval-current-env",
+            "--nbval-cell-timeout=900",
+            "--nbval-sanitize-with",
+            str(ROOT / "tests" / "nbval_sanitize.cfg"),
+            path.name,
+        ],
+        cwd=path.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     seconds = time.perf_counter() - start
     claims = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     error = None
@@ -78,17 +99,27 @@ def run_all(notebooks, seeds, threads_list, save=None, cpu="unknown CPU"):
         for threads in threads_list:
             with tempfile.TemporaryDirectory(prefix=f"sweep-s{seed}-t{threads}-") as tmp:
                 workdir = Path(tmp)
-                shutil.copytree(ROOT / "notebooks", workdir / "notebooks",
-                                ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+                shutil.copytree(
+                    ROOT / "notebooks",
+                    workdir / "notebooks",
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints"),
+                )
                 run = {"cpu": cpu, "seed": seed, "threads": threads, "notebooks": {}}
                 for path in notebooks:
                     passed, seconds, claims, error = run_notebook(
-                        workdir / "notebooks" / path.name, workdir, seed, threads)
-                    run["notebooks"][path.stem] = {"passed": passed, "seconds": seconds,
-                                                   "claims": claims, "error": error}
-                    print(f"seed {seed} threads {threads} {path.stem}: "
-                          f"{'pass' if passed else 'FAIL ' + str(error)} ({seconds:.0f} s)",
-                          flush=True)
+                        workdir / "notebooks" / path.name, workdir, seed, threads
+                    )
+                    run["notebooks"][path.stem] = {
+                        "passed": passed,
+                        "seconds": seconds,
+                        "claims": claims,
+                        "error": error,
+                    }
+                    print(
+                        f"seed {seed} threads {threads} {path.stem}: "
+                        f"{'pass' if passed else 'FAIL ' + str(error)} ({seconds:.0f} s)",
+                        flush=True,
+                    )
                 runs.append(run)
                 if save:
                     save(runs)
@@ -134,13 +165,18 @@ def claims_table(runs, kind):
                 if row["kind"] != kind:
                     continue
                 entry = table.setdefault((notebook, row["name"]), {"values": []})
-                entry.update(bound=_bound(row), at_least=row["at_least"],
-                             at_most=row["at_most"], says=row.get("says", ""))
+                entry.update(
+                    bound=_bound(row),
+                    at_least=row["at_least"],
+                    at_most=row["at_most"],
+                    says=row.get("says", ""),
+                )
                 entry["values"].append(row["value"])
     for entry in table.values():
         low, high = entry["at_least"], entry["at_most"]
-        entry["passed"] = sum((low is None or v >= low) and (high is None or v <= high)
-                              for v in entry["values"])
+        entry["passed"] = sum(
+            (low is None or v >= low) and (high is None or v <= high) for v in entry["values"]
+        )
     return table
 
 
@@ -175,17 +211,30 @@ def summary(runs):
     for (_, name), entry in claims_table(runs, "claim").items():
         values = entry["values"]
         distance, in_sd = slack(values, entry["at_least"], entry["at_most"])
-        result[name] = {"mean": statistics.fmean(values),
-                        "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-                        "min": min(values), "median": statistics.median(values),
-                        "max": max(values), "n": len(values),
-                        "at_least": entry["at_least"], "at_most": entry["at_most"],
-                        "says": entry["says"], "distance": distance,
-                        "slack_sd": in_sd,
-                        "cpus": sorted({run.get("cpu", "unknown CPU") for run in runs
-                                        if any(row["name"] == name
-                                               for r in run["notebooks"].values()
-                                               for row in r["claims"])})}
+        result[name] = {
+            "mean": statistics.fmean(values),
+            "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "min": min(values),
+            "median": statistics.median(values),
+            "max": max(values),
+            "n": len(values),
+            "at_least": entry["at_least"],
+            "at_most": entry["at_most"],
+            "says": entry["says"],
+            "distance": distance,
+            "slack_sd": in_sd,
+            "cpus": sorted(
+                {
+                    run.get("cpu", "unknown CPU")
+                    for run in runs
+                    if any(
+                        row["name"] == name
+                        for r in run["notebooks"].values()
+                        for row in r["claims"]
+                    )
+                }
+            ),
+        }
     return result
 
 
@@ -208,9 +257,13 @@ def _cpus(runs):
 def _slack_cell(entry, distance, in_sd):
     if not math.isfinite(in_sd):
         return "no spread"
-    flag = " **cannot fail**" if unfalsifiable(
-        {"distance": distance, "slack_sd": in_sd,
-         "median": statistics.median(entry["values"])}) else ""
+    flag = (
+        " **cannot fail**"
+        if unfalsifiable(
+            {"distance": distance, "slack_sd": in_sd, "median": statistics.median(entry["values"])}
+        )
+        else ""
+    )
     return f"{in_sd:.1f} sd{flag}"
 
 
@@ -219,7 +272,9 @@ def markdown(runs, machine):
     notebooks = sorted({nb for run in runs for nb in run["notebooks"]})
     covered = "; ".join(
         f"{cpu}: {c['runs']} runs (seeds {sorted(c['seeds'])} x torch threads "
-        f"{sorted(c['threads'])})" for cpu, c in _cpus(runs).items())
+        f"{sorted(c['threads'])})"
+        for cpu, c in _cpus(runs).items()
+    )
     lines = [
         "# Claims: every asserted result, over the seed-and-thread sweep",
         "",
@@ -243,52 +298,84 @@ def markdown(runs, machine):
         cells = []
         for nb in notebooks:
             r = run["notebooks"].get(nb)
-            cells.append("-" if r is None else
-                         ("pass" if r["passed"] else "**FAIL**") + f" ({r['seconds']:.0f} s)")
-        lines.append(f"| {run.get('cpu', 'unknown CPU')} | {run['seed']} | {run['threads']} | "
-                     + " | ".join(cells) + " |")
-    failures = [(run["seed"], run["threads"], nb, r["error"]) for run in runs
-                for nb, r in run["notebooks"].items() if not r["passed"]]
+            cells.append(
+                "-"
+                if r is None
+                else ("pass" if r["passed"] else "**FAIL**") + f" ({r['seconds']:.0f} s)"
+            )
+        lines.append(
+            f"| {run.get('cpu', 'unknown CPU')} | {run['seed']} | {run['threads']} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    failures = [
+        (run["seed"], run["threads"], nb, r["error"])
+        for run in runs
+        for nb, r in run["notebooks"].items()
+        if not r["passed"]
+    ]
     total = sum(len(run["notebooks"]) for run in runs)
     lines += ["", f"**{total - len(failures)} of {total} notebook runs passed.**"]
     for seed, threads, nb, error in failures:
         lines.append(f"- seed {seed}, threads {threads}, {nb}: `{error}`")
-    lines += ["", "## Asserted claims", "",
-              "Each is a `claim(...)` in the notebook: the run stops if it fails. *Says*: the "
-              "sentence of the text its bound states. *Slack*: the distance from the worst run "
-              "to the bound, in standard deviations of the sweep's values; more than "
-              f"{UNFALSIFIABLE_SD} sd and farther than the effect itself (the median) marks a "
-              "bound that **cannot fail** (`tests/test_claims.py` rejects it).", "",
-              "| notebook | claim | says | bound | min | median | max | slack | runs within |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Asserted claims",
+        "",
+        "Each is a `claim(...)` in the notebook: the run stops if it fails. *Says*: the "
+        "sentence of the text its bound states. *Slack*: the distance from the worst run "
+        "to the bound, in standard deviations of the sweep's values; more than "
+        f"{UNFALSIFIABLE_SD} sd and farther than the effect itself (the median) marks a "
+        "bound that **cannot fail** (`tests/test_claims.py` rejects it).",
+        "",
+        "| notebook | claim | says | bound | min | median | max | slack | runs within |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for (notebook, name), entry in claims_table(runs, "claim").items():
         values = entry["values"]
         distance, in_sd = slack(values, entry["at_least"], entry["at_most"])
         cell, says = (text.replace("|", "\\|") for text in (name, entry["says"]))
-        lines.append(f"| {notebook[:2]} | {cell} | {says} | {entry['bound']} | "
-                     f"{min(values):.4g} | {statistics.median(values):.4g} | {max(values):.4g} | "
-                     f"{_slack_cell(entry, distance, in_sd)} | {entry['passed']}/{len(values)} |")
+        lines.append(
+            f"| {notebook[:2]} | {cell} | {says} | {entry['bound']} | "
+            f"{min(values):.4g} | {statistics.median(values):.4g} | {max(values):.4g} | "
+            f"{_slack_cell(entry, distance, in_sd)} | {entry['passed']}/{len(values)} |"
+        )
     for kind, title, note in (
-            ("sanity", "Sanity checks (not claims)",
-             "A `sanity(...)`: holds by construction or physics, for the reason given; "
-             "asserted, but not a result of the course."),
-            ("speed", "Speed notes (not asserted)",
-             "A `speed_note(...)`: outside the usual range the "
-             "notebook prints a note; it never fails. Targets are `make bench`'s.")):
+        (
+            "sanity",
+            "Sanity checks (not claims)",
+            "A `sanity(...)`: holds by construction or physics, for the reason given; "
+            "asserted, but not a result of the course.",
+        ),
+        (
+            "speed",
+            "Speed notes (not asserted)",
+            "A `speed_note(...)`: outside the usual range the "
+            "notebook prints a note; it never fails. Targets are `make bench`'s.",
+        ),
+    ):
         table = claims_table(runs, kind)
         if not table:
             continue
         why = " why |" if kind == "sanity" else ""
-        lines += ["", f"## {title}", "", note, "",
-                  f"| notebook | check |{why} bound | min | median | max | runs within |",
-                  "|---|---|---|---|---|---|" + ("---|" * (2 if why else 1))]
+        lines += [
+            "",
+            f"## {title}",
+            "",
+            note,
+            "",
+            f"| notebook | check |{why} bound | min | median | max | runs within |",
+            "|---|---|---|---|---|---|" + ("---|" * (2 if why else 1)),
+        ]
         for (notebook, name), entry in table.items():
             values = entry["values"]
             cell = name.replace("|", "\\|")  # a pipe would end the table cell
             reason = f" {entry['says']} |" if why else ""
-            lines.append(f"| {notebook[:2]} | {cell} |{reason} {entry['bound']} | "
-                         f"{min(values):.4g} | {statistics.median(values):.4g} | "
-                         f"{max(values):.4g} | {entry['passed']}/{len(values)} |")
+            lines.append(
+                f"| {notebook[:2]} | {cell} |{reason} {entry['bound']} | "
+                f"{min(values):.4g} | {statistics.median(values):.4g} | "
+                f"{max(values):.4g} | {entry['passed']}/{len(values)} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -296,19 +383,28 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--notebooks", nargs="+", default=None,
-                        help="numbers, e.g. 04 05 (default: all)")
+    parser.add_argument(
+        "--notebooks", nargs="+", default=None, help="numbers, e.g. 04 05 (default: all)"
+    )
     parser.add_argument("--out", default=str(CLAIMS))
-    parser.add_argument("--json", default=None,
-                        help="the runs, kept between sweeps (default benchmarks/sweep_runs.json; "
-                             "with --explore, bench_results/sweep_explore.json)")
+    parser.add_argument(
+        "--json",
+        default=None,
+        help="the runs, kept between sweeps (default benchmarks/sweep_runs.json; "
+        "with --explore, bench_results/sweep_explore.json)",
+    )
     parser.add_argument("--explore", action="store_true", help="record claims without stopping")
-    parser.add_argument("--merge", action="store_true",
-                        help="keep the runs of --json: replace only the same CPU, seed and "
-                             "threads, and only the notebooks run again; add the others")
-    parser.add_argument("--rewrite", action="store_true",
-                        help="run nothing: rewrite the table and summary from the last sweep "
-                             "(--json)")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the runs of --json: replace only the same CPU, seed and "
+        "threads, and only the notebooks run again; add the others",
+    )
+    parser.add_argument(
+        "--rewrite",
+        action="store_true",
+        help="run nothing: rewrite the table and summary from the last sweep (--json)",
+    )
     args = parser.parse_args(argv)
     global EXPLORE
     EXPLORE = args.explore
@@ -325,15 +421,19 @@ def main(argv=None):
 
     machine = machine_info()
     cpu = f"{machine['cpu']}, {machine['cores']} cores"
-    runs = merge(previous, [] if args.rewrite else run_all(notebooks, args.seeds, args.threads,
-                                                           save, cpu=cpu))
+    runs = merge(
+        previous,
+        [] if args.rewrite else run_all(notebooks, args.seeds, args.threads, save, cpu=cpu),
+    )
     if not EXPLORE:
         Path(args.out).write_text(markdown(runs, machine))
         if Path(args.out).resolve() == CLAIMS:  # the summary goes with the committed table
             SUMMARY.write_text(json.dumps(summary(runs), indent=1, sort_keys=True) + "\n")
     failed = sum(not r["passed"] for run in runs for r in run["notebooks"].values())
-    print(f"Wrote {args.json if EXPLORE else args.out}: {len(runs)} runs, {failed} failed "
-          f"notebook runs, {total_seconds(runs) / 60:.1f} min of notebook time")
+    print(
+        f"Wrote {args.json if EXPLORE else args.out}: {len(runs)} runs, {failed} failed "
+        f"notebook runs, {total_seconds(runs) / 60:.1f} min of notebook time"
+    )
     return 1 if failed else 0
 
 

@@ -10,6 +10,7 @@ their SHA-256 to ``baselines/SHA256SUMS``, which ``load_baseline`` verifies. Eve
 starts from these files, so rerunning this changes the stored outputs of the notebooks that use
 the retrained models: re-execute them and rerun ``make sweep`` after.
 """
+
 import hashlib
 import math
 import sys
@@ -37,8 +38,9 @@ def train_reference(model_class):
         return model, f"validation loss {loss:.3f} nats/char (perplexity {math.exp(loss):.2f})"
     train_loader, val_loader, test_loader = get_loaders(flatten=model_class is Net, seed=0)
     train_baseline(model, train_loader, val_loader, seed=0)
-    return model, (f"test {accuracy(model, test_loader):.2f}% · "
-                   f"validation {accuracy(model, val_loader):.2f}%")
+    return model, (
+        f"test {accuracy(model, test_loader):.2f}% · validation {accuracy(model, val_loader):.2f}%"
+    )
 
 
 def main(classes=CLASSES):
