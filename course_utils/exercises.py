@@ -1027,7 +1027,7 @@ def check_heads_removable(
     if answer is None:
         return not_answered(
             "gate heads to 0 one at a time, lowest score first, and put the "
-            "largest count that keeps the loss within the budget in "
+            "number removed before the first one that goes past the budget in "
             "`heads_removable`."
         )
     _require(

@@ -110,7 +110,9 @@ def test_the_shipped_summary_reads():
     summary = claims.sweep_summary()
     assert len(summary) >= 30, "one entry per claim of the notebooks"
     for spread in summary.values():
-        assert spread["min"] <= spread["mean"] <= spread["max"] and spread["n"] >= 1
+        # fmean of ten equal floats can round one ulp above them
+        assert spread["min"] - 1e-9 <= spread["mean"] <= spread["max"] + 1e-9
+        assert spread["n"] >= 1
 
 
 def test_speed_note_prints_outside_its_range_and_never_raises(log, capsys):

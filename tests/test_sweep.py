@@ -142,3 +142,19 @@ def test_merge_replaces_only_the_notebooks_run_again_on_the_same_cpu(sweep):
     both = sweep.merge(old, other)
     assert len(both) == 4, "another CPU's runs are added, never replaced"
     assert both[0]["notebooks"]["04_fine_tuning"]["claims"][0]["value"] == 0.2
+
+
+def test_too_few_runs_are_shown_but_not_judged(sweep):
+    # two runs give no usable sd: the same far bound is not judged until the full sweep
+    values = [1.42, 1.5]
+    entry = sweep.summary(fake_runs(values))["04 gap"]
+    assert entry["n"] == 2 and not sweep.unfalsifiable(entry)
+    text = sweep.markdown(fake_runs(values), MACHINE)
+    assert "not judged (2 runs)" in text and "Not every notebook" not in text
+    partial = fake_runs(values)
+    for run in partial:  # 05 ran twice, 04 only in the first run
+        run["notebooks"]["05_global_pruning"] = run["notebooks"]["04_fine_tuning"]
+    del partial[1]["notebooks"]["04_fine_tuning"]
+    assert "**Not every notebook ran in every run**: 04 in 1 of 2." in sweep.markdown(
+        partial, MACHINE
+    )

@@ -48,6 +48,9 @@ UNFALSIFIABLE_SD = 8
 """A claim whose worst run sits more than this many sweep sd from its bound, and farther from it
 than the effect itself (the median), could not fail in practice (``tests/test_claims.py``)."""
 
+SLACK_MIN_RUNS = 5
+"""Fewer runs than this give no usable sd: such a claim's slack is shown, but not judged."""
+
 
 def run_notebook(path, workdir, seed, threads):
     """Execute one notebook in ``workdir``; return ``(passed, seconds, claims, error)``."""
@@ -201,6 +204,8 @@ def unfalsifiable(entry):
     the effect itself (the median). Eight sd: a shift that, for a normal spread, ten runs would
     show with a probability below 1e-14; the effect: a bound farther than the result would hold
     if the result were zero or of the other sign, so it cannot state the sentence."""
+    if entry["n"] < SLACK_MIN_RUNS:
+        return False  # an sd of one or two runs says nothing; the full sweep judges it
     distance, in_sd = entry["distance"], entry["slack_sd"]
     return in_sd > UNFALSIFIABLE_SD and distance > abs(entry["median"])
 
@@ -255,16 +260,35 @@ def _cpus(runs):
 
 
 def _slack_cell(entry, distance, in_sd):
+    runs = len(entry["values"])
+    if runs < SLACK_MIN_RUNS and distance >= 0:
+        return f"not judged ({runs} run{'s' if runs > 1 else ''})"
     if not math.isfinite(in_sd):
         return "no spread"
     flag = (
         " **cannot fail**"
         if unfalsifiable(
-            {"distance": distance, "slack_sd": in_sd, "median": statistics.median(entry["values"])}
+            {
+                "distance": distance,
+                "slack_sd": in_sd,
+                "median": statistics.median(entry["values"]),
+                "n": runs,
+            }
         )
         else ""
     )
     return f"{in_sd:.1f} sd{flag}"
+
+
+def _partial(runs):
+    """A sentence naming the notebooks that ran in fewer runs than the others, or ''."""
+    counts = {}
+    for run in runs:
+        for notebook in run["notebooks"]:
+            counts[notebook] = counts.get(notebook, 0) + 1
+    most = max(counts.values(), default=0)
+    fewer = [f"{nb[:2]} in {n} of {len(runs)}" for nb, n in sorted(counts.items()) if n < most]
+    return f"**Not every notebook ran in every run**: {', '.join(fewer)}. " if fewer else ""
 
 
 def markdown(runs, machine):
@@ -286,7 +310,8 @@ def markdown(runs, machine):
         "every random draw a comparison depends on (random pruning, re-initialisations, models "
         "trained from scratch) and the calibration sets; the thread count sets torch's CPU "
         "threads. Not covered: GPUs, other thread counts, other baselines, and CPUs not listed. "
-        f"**Run time: {seconds / 60:.0f} min** of notebook time added up (not part of "
+        + _partial(runs)
+        + f"**Run time: {seconds / 60:.0f} min** of notebook time added up (not part of "
         "`make test`).",
         "",
         "## Runs",
