@@ -963,7 +963,7 @@ def check_wanda_mask(answer: Any, model: nn.Module, calibration: torch.Tensor) -
 
     if answer is None:
         return not_answered(
-            "compute Wanda's scores for dense.blocks[1].fc from its Gram matrix "
+            "compute Wanda's scores for the exercise's layer from its Gram matrix "
             "and put the boolean keep-mask in `wanda_keep_fc1`."
         )
     layer = model.blocks[1].fc
@@ -1032,7 +1032,7 @@ def check_heads_removable(
         )
     _require(
         isinstance(answer, numbers.Integral) and not isinstance(answer, bool),
-        "give a whole number of heads, for example heads_removable = 3.",
+        "give a whole number of heads (an int).",
     )
     n_head = model.blocks[0].attn.n_head
     _require(
@@ -1072,7 +1072,7 @@ def check_n_m_pattern(
 
     if ppl is None or better is None:
         return not_answered(
-            "prune the dense model with SparseGPT at n_m=(4, 8), put its "
+            "prune the dense model with SparseGPT to the exercise's pattern, put its "
             "validation perplexity in `ppl_4_8` and True or False in "
             "`four_eight_better`."
         )
@@ -1098,10 +1098,11 @@ def check_n_m_pattern(
     )
     four_eight_won = ppl_of[(4, 8)] < ppl_of[(2, 4)]
     why = (
-        "any 2:4 mask is also a 4:8 mask, so 4:8 has more masks to choose from."
+        "a mask that keeps two of every four weights also keeps four of every eight, so the "
+        "wider pattern has more masks to choose from."
         if four_eight_won
-        else "4:8 has more masks to choose from, but SparseGPT chooses "
-        "greedily, column by column, so more choice is no guarantee."
+        else "the wider pattern has more masks to choose from, but "
+        "SparseGPT chooses greedily, column by column, so more choice is no guarantee."
     )
     return check(
         better == four_eight_won,

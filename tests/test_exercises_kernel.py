@@ -489,7 +489,7 @@ WRONG = {
     "check_n_m_pattern": (
         ", gpt, corpus, calib",
         [
-            "ppl24, better48",
+            "ppl48 + 5, better48",
             "math.log(ppl48), better48",
             "ppl48 * 100, better48",
             "'low', better48",
