@@ -1026,7 +1026,7 @@ def check_heads_removable(
 
     if answer is None:
         return not_answered(
-            "gate heads to 0 one at a time, lowest score first, and put the "
+            "switch heads off one at a time (their gate to zero), lowest score first, and put the "
             "number removed before the first one that goes past the budget in "
             "`heads_removable`."
         )
@@ -1106,6 +1106,6 @@ def check_n_m_pattern(
     )
     return check(
         better == four_eight_won,
-        f"and the comparison with 2:4 is right: {why}",
+        f"and the comparison with the two-of-four pattern is right: {why}",
         "compare `ppl_4_8` with the perplexity at 2:4 of section 6 (ppl['sparsegpt']['2:4']).",
     )
