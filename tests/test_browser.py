@@ -172,6 +172,7 @@ SHOWS_READING = r"""([el, sparsity, method]) => {
     const line = el.innerText.split('\n').find(l => /accuracy at [\d.]+% sparsity/.test(l));
     return line !== undefined && parseFloat(line.match(/at ([\d.]+)%/)[1]) === sparsity
         && line.toLowerCase().includes(method.toLowerCase())
+        && el.querySelectorAll('img').length > 0  // the figure arrives after the printed line
         && [...el.querySelectorAll('img')].every(img => img.complete && img.naturalWidth > 0);
 }"""
 
