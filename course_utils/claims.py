@@ -56,6 +56,21 @@ def _record(**row):
             log.write(json.dumps(row) + "\n")
 
 
+def _judge(kind, name, value, at_least, at_most, says):
+    """Whether ``value`` is within its bound; recorded for ``make sweep`` either way."""
+    passed = _within(value, at_least, at_most)
+    _record(
+        kind=kind,
+        name=name,
+        value=value,
+        at_least=at_least,
+        at_most=at_most,
+        passed=passed,
+        says=says,
+    )
+    return passed
+
+
 def claim(
     name: str,
     value: float,
@@ -75,16 +90,7 @@ def claim(
     ``COURSE_CLAIMS_EXPLORE=1`` (``make sweep`` while choosing bounds) records without stopping.
     """
     value = float(value)
-    passed = _within(value, at_least, at_most)
-    _record(
-        kind="claim",
-        name=name,
-        value=value,
-        at_least=at_least,
-        at_most=at_most,
-        passed=passed,
-        says=says,
-    )
+    passed = _judge("claim", name, value, at_least, at_most, says)
     if show:
         spread = sweep_summary().get(name)
         sweep = (
@@ -126,16 +132,7 @@ def sanity(
     if not why:
         raise ValueError("say why the check holds by construction or physics: why=...")
     value = float(value)
-    passed = _within(value, at_least, at_most)
-    _record(
-        kind="sanity",
-        name=name,
-        value=value,
-        at_least=at_least,
-        at_most=at_most,
-        passed=passed,
-        says=why,
-    )
+    passed = _judge("sanity", name, value, at_least, at_most, why)
     if not passed and timing:
         print(
             f"Note: {name} measured {value:.2f}, outside {_bounds(at_least, at_most)}, which "
