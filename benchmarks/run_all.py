@@ -16,7 +16,11 @@ Measures, side by side in one run:
 5. the transformer of notebook 09: validation perplexity of ``TinyGPT`` after one-shot magnitude,
    Wanda and SparseGPT pruning at 50% and 2:4, the seconds each method takes, and the model with
    half its heads and MLP neurons removed: its CPU speed-up next to its MAC ratio;
-6. on a CUDA GPU, if there is one: the structured speed-ups there, and 2:4 semi-structured
+6. deployment (notebook 10): the dense and the half-width CNN exported to ONNX and timed in ONNX
+   Runtime against eager PyTorch (each speed-up with the MAC ratio beside it), static int8 of the
+   half-width CNN (accuracy and file size), and the compression budget of the 95%-sparse ``Net``
+   (bitmask + int8 + lzma against the dense file, with its accuracy);
+7. on a CUDA GPU, if there is one: the structured speed-ups there, and 2:4 semi-structured
    sparsity (compute capability 8.0+). Without one it says it measured the CPU only.
 
 Writes ``bench_results/results.json`` (everything, machine-readable) and
@@ -28,8 +32,10 @@ file. ``--reference`` (for maintainers, on the reference machine) also copies th
 import argparse
 import copy
 import json
+import lzma
 import math
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,6 +48,7 @@ from course_utils import SmallCNN, SmallResNet, TinyGPT, accuracy, get_loaders, 
 from course_utils.baseline import load_reference
 from course_utils.chain import remove_pruned_units
 from course_utils.data import load_shakespeare
+from course_utils.deploy import ImageBatches, OrtModel, dequantized, export_onnx, int8_state
 from course_utils.env import machine_info
 from course_utils.language_model import evaluate_lm
 from course_utils.lm_pruning import (
@@ -226,6 +233,72 @@ def bench_transformer(repeats=15):
     return rows
 
 
+def bench_deployment(models, repeats=30):
+    """Notebook 10: eager PyTorch vs ONNX Runtime, int8 after pruning, the compression budget."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    baseline, _, cnn, cnn_small = (copy.deepcopy(m).cpu().eval() for m in models)
+    train_loader, _, test_loader = get_loaders()
+    cnn_train, _, cnn_test = get_loaders(flatten=False)
+    out = {}
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        log("deployment: eager PyTorch vs ONNX Runtime (SmallCNN, dense and half-width)")
+        runtime = {}
+        for name, model in (("dense", cnn), ("half", cnn_small)):
+            runtime[name] = OrtModel(export_onnx(model, cnn_test.images, folder / f"{name}.onnx"))
+        speed = cpu_throughput(
+            {"eager dense": cnn, "eager half": cnn_small, "ort dense": runtime["dense"],
+             "ort half": runtime["half"]},
+            cnn_test.images, warmup=10, repeats=repeats,
+        )  # fmt: skip
+        alone = cpu_throughput(
+            {"ort dense": runtime["dense"], "ort half": runtime["half"]},
+            cnn_test.images, warmup=10, repeats=repeats,
+        )  # fmt: skip
+        median = {name: row["median_s"] for name, row in speed.items()}
+        out["mac_ratio"] = count_macs(cnn, cnn_test.images[:1]) / count_macs(
+            cnn_small, cnn_test.images[:1]
+        )
+        out["eager_speedup"] = median["eager dense"] / median["eager half"]
+        out["ort_speedup"] = median["ort dense"] / median["ort half"]
+        out["ort_speedup_alone"] = alone["ort half"]["speedup"]
+        out["ort_over_eager_dense"] = median["eager dense"] / median["ort dense"]
+        out["ms"] = {name: 1e3 * value for name, value in median.items()}
+
+        log("deployment: static int8 (QDQ) of the half-width CNN")
+        draw = torch.randperm(len(cnn_train.images), generator=torch.Generator().manual_seed(0))
+        int8_path = folder / "half_int8.onnx"
+        quantize_static(
+            runtime["half"].path, int8_path, ImageBatches(cnn_train.images[draw[:1024]]),
+            quant_format=QuantFormat.QDQ, per_channel=True, weight_type=QuantType.QInt8,
+            activation_type=QuantType.QUInt8,
+        )  # fmt: skip
+        out["half_fp32_acc"] = accuracy(cnn_small, cnn_test)
+        out["half_int8_acc"] = accuracy(OrtModel(int8_path), cnn_test)
+        out["bytes"] = {
+            "dense fp32": (folder / "dense.onnx").stat().st_size,
+            "half fp32": runtime["half"].path.stat().st_size,
+            "half int8": int8_path.stat().st_size,
+        }
+
+    log("deployment: the compression budget of the 95%-sparse Net")
+    net95 = pruned_copy(baseline, 0.95, globally=True)
+    torch.manual_seed(0)
+    fine_tune(net95, train_loader, epochs=2, lr=0.01, cosine=True)
+    make_permanent(net95)
+    packed = lzma.compress(to_bytes(int8_state(net95), compress=False), preset=9)
+    out["budget"] = {
+        "dense_bytes": file_size(baseline),
+        "packed_bytes": len(packed),
+        "ratio": file_size(baseline) / len(packed),
+        "dense_acc": accuracy(baseline, test_loader),
+        "pruned_acc": accuracy(net95, test_loader),
+        "int8_acc": accuracy(dequantized(net95), test_loader),
+    }
+    return out
+
+
 def bench_cuda(models):
     """Structured speed-ups on the GPU and 2:4 kernels (compute capability 8.0+)."""
     device = torch.device("cuda")
@@ -350,6 +423,34 @@ def markdown_report(results):
             f"{r['mac_ratio']:.2f}x); {r['parameters'][1]:,} of {r['parameters'][0]:,} "
             f"parameters; perplexity {r['ppl']:.2f} before any recovery |",
         ]
+    dep = results.get("deployment")
+    if dep:
+        share = dep["ort_speedup"] / dep["mac_ratio"]
+        b = dep["bytes"]
+        cost = dep["half_fp32_acc"] - dep["half_int8_acc"]
+        smaller = b["half fp32"] / b["half int8"]
+        met = cost <= 0.5 and smaller >= 3
+        budget = dep["budget"]
+        lines += [
+            "| SmallCNN, 50% of channels removed, in ONNX Runtime vs eager PyTorch (batch 256; "
+            f"target: at least 80% of the MAC ratio: {'met' if share >= 0.8 else 'not met here'}) "
+            f"| ONNX Runtime **{dep['ort_speedup']:.2f}x** over its dense model "
+            f"({100 * share:.0f}% of the MAC ratio {dep['mac_ratio']:.2f}x; "
+            f"{dep['ort_speedup_alone']:.2f}x timed without PyTorch), eager PyTorch "
+            f"{dep['eager_speedup']:.2f}x ({100 * dep['eager_speedup'] / dep['mac_ratio']:.0f}%); "
+            f"ONNX Runtime over eager PyTorch, dense: {dep['ort_over_eager_dense']:.2f}x |",
+            "| Half-width SmallCNN + static int8 (QDQ, ONNX Runtime; target: within 0.5 point "
+            f"of fp32 and at least 3x smaller: {'met' if met else 'not met here'}) "
+            f"| {_pct(dep['half_int8_acc'])} vs {_pct(dep['half_fp32_acc'])} fp32 "
+            f"({-cost:+.2f} points); file **{smaller:.1f}x** smaller than the half-width fp32 "
+            f"file ({b['half int8'] / 1e3:.0f} KB vs {b['half fp32'] / 1e3:.0f} KB), "
+            f"{b['dense fp32'] / b['half int8']:.1f}x smaller than the dense fp32 file |",
+            "| Compression budget, `Net` 95% sparse (2 epochs of fine-tuning) + int8 weights + "
+            f"lzma vs dense state_dict (Deep Compression: 40x for LeNet-300-100 on MNIST) | "
+            f"**{budget['ratio']:.1f}x** smaller ({budget['packed_bytes'] / 1e3:.0f} KB vs "
+            f"{budget['dense_bytes'] / 1e3:.0f} KB); test accuracy {_pct(budget['dense_acc'])} "
+            f"dense, {_pct(budget['pruned_acc'])} pruned, {_pct(budget['int8_acc'])} int8 |",
+        ]
     acc = results["accuracy"]
     lines += [
         "",
@@ -450,6 +551,12 @@ def main(argv=None):
     results["accuracy"] = bench_accuracy(models[0], train_device)
     log("transformer (notebook 09): one-shot pruning and the smaller model")
     results["transformer"] = bench_transformer()
+    results["deployment"] = bench_deployment(models)
+    d = results["deployment"]
+    log(
+        f"deployment: ONNX Runtime {d['ort_speedup']:.2f}x, eager {d['eager_speedup']:.2f}x "
+        f"(MAC ratio {d['mac_ratio']:.2f}x); budget {d['budget']['ratio']:.1f}x"
+    )
 
     if torch.cuda.is_available():
         results["cuda"] = bench_cuda(models)

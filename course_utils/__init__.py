@@ -21,6 +21,7 @@ stay in the notebooks:
 - ``language_model``: loss, perplexity, training and generation for ``TinyGPT``.
 - ``lm_pruning``: one-shot pruning of a transformer with calibration data (magnitude, Wanda,
   SparseGPT, N:M), and attention heads and MLP neurons removed physically.
+- ``deploy``: saving pruned models that reload at their widths, ONNX export, ONNX Runtime, int8.
 - ``plots`` and ``widgets``: the pictures and the interactive explorer.
 - ``claims``: the results the text states, checked on every run.
 - ``exercises``: the checks of the exercises.

@@ -67,6 +67,8 @@ __all__ = [
     "check_wanda_mask",
     "check_heads_removable",
     "check_n_m_pattern",
+    "check_break_even",
+    "check_int8_mlp",
 ]
 
 
@@ -1108,4 +1110,90 @@ def check_n_m_pattern(
         better == four_eight_won,
         f"and the comparison with the two-of-four pattern is right: {why}",
         "compare `ppl_4_8` with the perplexity at 2:4 of section 6 (ppl['sparsegpt']['2:4']).",
+    )
+
+
+# ----------------------------------------------------------------------------- 10_deployment
+
+
+@exercise_check
+def check_break_even(break_even: Any) -> Verdict:
+    """10 Exercise 1: the sparsity above which a bitmask + int8 values beat dense int8."""
+    if break_even is None:
+        return not_answered(
+            "count the bytes per weight of both formats and find the sparsity where they meet."
+        )
+    value = _number(break_even, "`break_even`", "Give the sparsity as a fraction of the weights.")
+    _require(
+        0 <= value <= 1,
+        "a sparsity is a fraction between 0 and 1 (the share of zero weights), not a percentage.",
+    )
+    _require(
+        abs(value - 1 / 32) > 0.002,
+        "that is the break-even for float32 values (four bytes each): here the values are int8.",
+    )
+    _require(
+        abs(value - 7 / 8) > 0.002,
+        "that is a density (the share of weights kept), not a sparsity: turn it around.",
+    )
+    return check(
+        abs(value - 1 / 8) <= 0.002,
+        "Above that sparsity the mask costs less than the zeros it leaves out. With float32 "
+        "values each zero left out saves four bytes, so the mask pays off far sooner.",
+        "per weight, the mask costs one bit whatever the sparsity; each surviving weight costs "
+        "one byte, and the dense layer one byte per weight. Compare the two per weight.",
+    )
+
+
+@exercise_check
+def check_int8_mlp(int8_path: Any, model: nn.Module, loader: Any) -> Verdict:
+    """10 Exercise 2: an int8 ONNX file of ``model`` (a pruned Net) that ONNX Runtime runs."""
+    import os
+
+    import onnx
+    from onnx import numpy_helper
+
+    from .deploy import OrtModel
+    from .training import accuracy
+
+    if int8_path is None:
+        return not_answered(
+            "export net90 with export_onnx, quantize the file with quantize_dynamic and put "
+            "the int8 file's path in `int8_path`."
+        )
+    _require(
+        isinstance(int8_path, (str, os.PathLike)) and os.path.isfile(int8_path),
+        "`int8_path` should be the path of your int8 file (a string or a Path), and the file "
+        "should exist: quantize_dynamic writes it to the second path you give it.",
+    )
+    try:
+        graph = onnx.load(os.fspath(int8_path)).graph
+    except Exception:
+        raise ExerciseCheckError(
+            "Not yet: the file is not an ONNX model: give the path of the file that "
+            "quantize_dynamic wrote, not of a checkpoint."
+        ) from None
+    weights = [numpy_helper.to_array(t) for t in graph.initializer]
+    int8_weights = [w for w in weights if w.dtype.name in ("int8", "uint8") and w.ndim == 2]
+    n_weights = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
+    _require(
+        sum(w.size for w in int8_weights) >= 0.99 * n_weights,
+        "the weights in your file are not int8 yet: quantize the exported file with "
+        "quantize_dynamic(fp32_path, int8_path, weight_type=QuantType.QInt8).",
+    )
+    zeros = sum(int((w == 0).sum()) for w in int8_weights)
+    model_zeros = sum(
+        int((m.weight == 0).sum()) for m in model.modules() if isinstance(m, nn.Linear)
+    )
+    _require(
+        zeros >= 0.99 * model_zeros,
+        "the file's weights are not net90's: they have too few zeros. Export net90 (after "
+        "make_permanent), not the dense Net.",
+    )
+    gap = abs(accuracy(OrtModel(int8_path), loader) - accuracy(model, loader))
+    return check(
+        gap <= 0.5,
+        "ONNX Runtime runs your int8 file, with int8 sparse weights and the accuracy of net90. "
+        "Compare its size with the fp32 export and with the bitmask format of section six.",
+        "the file runs, but its accuracy is not net90's: did you quantize the export of net90?",
     )

@@ -73,13 +73,15 @@ def encode_tensor(
 ) -> dict[str, Any]:
     """One tensor as a dict: its surviving values plus a bitmask or CSR indices, or kept dense.
 
-    Floating-point tensors with at least ``min_sparsity`` zeros are encoded; others (biases of
-    dense layers, integer buffers) stay dense, since an index costs more than it saves there.
+    Floating-point and int8 tensors (weights, quantized weights of notebook 10) with at least
+    ``min_sparsity`` zeros are encoded; others (biases of dense layers, integer buffers such as
+    counters) stay dense, since an index costs more than it saves there.
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}.")
     tensor = tensor.detach().cpu()
-    if not tensor.is_floating_point() or tensor.dim() == 0 or tensor.numel() == 0:
+    weights = tensor.is_floating_point() or tensor.dtype == torch.int8
+    if not weights or tensor.dim() == 0 or tensor.numel() == 0:
         return {"layout": "dense", "tensor": tensor.clone()}
     nonzero = tensor != 0
     if 1 - nonzero.sum().item() / tensor.numel() < min_sparsity:

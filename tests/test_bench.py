@@ -73,6 +73,25 @@ def fake_results(cuda=None):
         "accuracy": accuracy,
         "cuda": cuda,
         "transformer": transformer,
+        "deployment": {
+            "mac_ratio": 3.88,
+            "eager_speedup": 2.69,
+            "ort_speedup": 3.35,
+            "ort_speedup_alone": 3.5,
+            "ort_over_eager_dense": 2.13,
+            "ms": {},
+            "half_fp32_acc": 89.30,
+            "half_int8_acc": 88.91,
+            "bytes": {"dense fp32": 231337, "half fp32": 98981, "half int8": 36430},
+            "budget": {
+                "dense_bytes": 943253,
+                "packed_bytes": 23176,
+                "ratio": 40.7,
+                "dense_acc": 89.78,
+                "pruned_acc": 87.77,
+                "int8_acc": 87.76,
+            },
+        },
     }
 
 
@@ -86,6 +105,11 @@ def test_markdown_report_cpu_only():
     assert "| 95% | 80.00% | 88.00% | 80.00% | 88.00% |" in text
     assert "sparsegpt 5.19 / 6.19 (0.5 s)" in text and "**1.85x** (MAC ratio: 1.98x)" in text
     assert "CPU only" in text and "make bench" in text
+    assert "ONNX Runtime **3.35x** over its dense model (86% of the MAC ratio 3.88x" in text
+    assert "target: at least 80% of the MAC ratio: met" in text
+    assert "88.91% vs 89.30% fp32 (-0.39 points); file **2.7x** smaller" in text
+    assert "at least 3x smaller: not met here" in text
+    assert "**40.7x** smaller (23 KB vs 943 KB)" in text
 
 
 def test_markdown_report_with_cuda():

@@ -171,6 +171,29 @@ ppl48 = math.exp(evaluate_lm(prune_transformer(gpt, calib, "sparsegpt", n_m=(4, 
 ppl24 = math.exp(evaluate_lm(prune_transformer(gpt, calib, "sparsegpt", n_m=(2, 4))[0], corpus))
 better48 = ppl48 < ppl24
 
+import pathlib, tempfile
+from onnxruntime.quantization import QuantType, quantize_dynamic
+from course_utils.deploy import export_onnx
+onnx_dir = pathlib.Path(tempfile.mkdtemp())
+sparse90 = copy.deepcopy(net)
+prune.global_unstructured([(getattr(sparse90, n), "weight") for n in ("fc1", "fc2", "fc3")],
+                          pruning_method=prune.L1Unstructured, amount=0.9)
+for name in ("fc1", "fc2", "fc3"):
+    prune.remove(getattr(sparse90, name), "weight")
+fp32_file = export_onnx(sparse90, images, onnx_dir / "sparse90.onnx")
+int8_file = onnx_dir / "sparse90_int8.onnx"
+quantize_dynamic(fp32_file, int8_file, weight_type=QuantType.QInt8)
+dense_int8_file = onnx_dir / "dense_int8.onnx"
+quantize_dynamic(export_onnx(net, images, onnx_dir / "dense.onnx"), dense_int8_file,
+                 weight_type=QuantType.QInt8)
+pt_file = onnx_dir / "sparse90.pt"
+torch.save(sparse90.state_dict(), pt_file)
+with torch.no_grad():  # int8 may flip a near tie: judge on the clearest predictions, as labels
+    top2 = sparse90(images).topk(2, dim=1)
+margin = top2.values[:, 0] - top2.values[:, 1]
+clear = margin > margin.quantile(0.5)
+clear_loader = TensorLoader(images[clear], top2.indices[clear, 0], batch_size=64)
+
 EXPECTED = {
     "check_sneaker_count": [sneakers],
     "check_normalisation": [mean, std],
@@ -194,6 +217,8 @@ EXPECTED = {
     "check_wanda_mask": [],
     "check_heads_removable": [removable],
     "check_n_m_pattern": [ppl48, ppl24],
+    "check_break_even": [0.125, "1/8", "1 / 8", "12.5"],
+    "check_int8_mlp": [],
 }
 print(json.dumps(EXPECTED))
 """
@@ -499,6 +524,22 @@ WRONG = {
             "torch.ones(2), better48",
         ],
     ),
+    "check_break_even": (
+        "",
+        ["1 / 32", "7 / 8", "12.5", "0.2", "0.1", "'one eighth'", "[0.125]", "-0.125", "8"],
+    ),
+    "check_int8_mlp": (
+        ", sparse90, clear_loader",
+        [
+            "str(onnx_dir / 'missing.onnx')",
+            "fp32_file",
+            "dense_int8_file",
+            "pt_file",
+            "42",
+            "sparse90",
+            "[int8_file]",
+        ],
+    ),
 }
 
 RIGHT = {
@@ -524,6 +565,8 @@ RIGHT = {
     "check_wanda_mask": "wanda_fc1, gpt, calib",
     "check_heads_removable": "removable, gpt, corpus, head_sc",
     "check_n_m_pattern": "ppl48, better48, gpt, corpus, calib",
+    "check_break_even": "1 / 8",
+    "check_int8_mlp": "int8_file, sparse90, clear_loader",
 }
 
 CHECKS = sorted(name for name in dir(ex) if name.startswith("check_") and name != "check_close")
