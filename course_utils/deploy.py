@@ -164,7 +164,7 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike
                          "weight_orig and weight_mask: about twice the size.")
     if len(example) < 2:                              # with one, the exporter fixes batch = 1
         raise ValueError("give export_onnx an example batch of at least two inputs.")
-    model, example = model.eval(), example[:2]
+    model, example = copy.deepcopy(model).cpu().eval(), example[:2].cpu()  # for the CPU runtime
     names = {"input_names": ["input"], "output_names": ["output"]}
     if TORCH_VERSION >= (2, 9):
         batch = torch.export.Dim("batch")
