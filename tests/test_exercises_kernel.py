@@ -189,6 +189,11 @@ def static_int8(source, target, weight_type=QuantType.QInt8):
 fp32_file = export_onnx(sparse90, images, onnx_dir / "sparse90.onnx")
 int8_file = static_int8(fp32_file, onnx_dir / "sparse90_int8.onnx")
 uint8_file = static_int8(fp32_file, onnx_dir / "sparse90_uint8.onnx", QuantType.QUInt8)
+import onnx
+from onnx import numpy_helper
+if not any(numpy_helper.to_array(t).dtype.name == "uint8" and len(t.dims) == 2
+           for t in onnx.load(uint8_file).graph.initializer):
+    uint8_file = fp32_file  # an older onnxruntime kept these weights signed: no wrong case here
 dynamic_file = onnx_dir / "sparse90_dynamic.onnx"
 quantize_dynamic(fp32_file, dynamic_file, weight_type=QuantType.QInt8)
 dense_int8_file = static_int8(export_onnx(net, images, onnx_dir / "dense.onnx"),
