@@ -288,10 +288,11 @@ def bench_deployment(models, repeats=30):
     fine_tune(net95, train_loader, epochs=2, lr=0.01, cosine=True)
     make_permanent(net95)
     packed = lzma.compress(to_bytes(int8_state(net95), compress=False), preset=9)
+    dense_bytes = file_size(baseline)
     out["budget"] = {
-        "dense_bytes": file_size(baseline),
+        "dense_bytes": dense_bytes,
         "packed_bytes": len(packed),
-        "ratio": file_size(baseline) / len(packed),
+        "ratio": dense_bytes / len(packed),
         "dense_acc": accuracy(baseline, test_loader),
         "pruned_acc": accuracy(net95, test_loader),
         "int8_acc": accuracy(dequantized(net95), test_loader),

@@ -30,11 +30,10 @@ from onnxruntime.quantization import CalibrationDataReader
 
 from .checkpoints import atomic_write, save_checkpoint
 from .models import Net, SmallCNN, SmallResNet, TinyGPT
-from .pruning import MASK_SUFFIXES, require_permanent
+from .pruning import masked_keys, require_permanent
 
 __all__ = [
     "COURSE_MODELS",
-    "TORCH_VERSION",
     "model_config",
     "check_shapes",
     "save_pruned",
@@ -49,9 +48,6 @@ __all__ = [
 
 COURSE_MODELS = {cls.__name__: cls for cls in (Net, SmallCNN, SmallResNet, TinyGPT)}
 """The classes ``load_pruned`` can rebuild, by name."""
-
-TORCH_VERSION = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
-"""``(major, minor)`` of the installed torch: ``export_onnx`` picks its exporter by it."""
 
 
 def model_config(model: nn.Module) -> dict[str, Any]:
@@ -83,7 +79,7 @@ def check_shapes(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
     checkpoint needs the model built at its pruned widths (``load_pruned``), a checkpoint with
     masks needs ``make_permanent`` before saving.
     """
-    masked = [key for key in state_dict if key.endswith(MASK_SUFFIXES)]
+    masked = masked_keys(state_dict)
     if masked:
         raise ValueError(
             f"the checkpoint carries pruning masks ({', '.join(masked[:4])}): save the model after "
@@ -166,7 +162,7 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike
         raise ValueError("give export_onnx an example batch of at least two inputs.")
     model, example = copy.deepcopy(model).cpu().eval(), example[:2].cpu()  # for the CPU runtime
     names = {"input_names": ["input"], "output_names": ["output"]}
-    if TORCH_VERSION >= (2, 9):
+    if torch.__version__ >= (2, 9):                   # a TorchVersion compares with tuples
         batch = torch.export.Dim("batch")
         program = torch.onnx.export(model, (example,), dynamo=True, verbose=False,
                                     dynamic_shapes=({0: batch},), **names)

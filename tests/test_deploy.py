@@ -7,13 +7,11 @@ import onnx
 import pytest
 import torch
 import torch.nn as nn
-import torch.nn.utils.prune as prune
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
+from benchmarks.run_all import structured_cnn
 from course_utils.baseline import load_reference
-from course_utils.chain import remove_pruned_units
 from course_utils.deploy import (
-    TORCH_VERSION,
     ImageBatches,
     OrtModel,
     check_shapes,
@@ -26,21 +24,16 @@ from course_utils.deploy import (
     save_pruned,
 )
 from course_utils.models import Net, SmallCNN, SmallResNet, TinyGPT
-from course_utils.pruning import make_permanent, pruned_copy, silence_batchnorm
+from course_utils.pruning import make_permanent, pruned_copy
 from course_utils.storage import from_bytes, to_bytes
 
 IMAGES = torch.randn(6, 1, 28, 28, generator=torch.Generator().manual_seed(0))
 
 
 def half_width_cnn():
-    """notebook 06's surgery: a SmallCNN with half its channels, smaller shapes."""
+    """notebook 06's surgery (make bench's copy): a SmallCNN with half its channels."""
     torch.manual_seed(0)
-    masked = SmallCNN().eval()
-    layers = [m for m in masked.features if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))]
-    for conv, bn in zip(layers[0::2], layers[1::2]):
-        prune.ln_structured(conv, name="weight", amount=0.5, n=2, dim=0)
-        silence_batchnorm(conv, bn)
-    return remove_pruned_units(masked, IMAGES)
+    return structured_cnn(SmallCNN().eval()).eval()
 
 
 def small_gpt():
@@ -157,14 +150,14 @@ def test_the_masked_export_trap(tmp_path):
     """Exported with its masks, a model stores weight_orig and weight_mask (dynamo exporter)."""
     masked = pruned_copy(Net(), 0.9, globally=True).eval()
     example = (torch.randn(2, 784),)
-    if TORCH_VERSION >= (2, 9):
+    if torch.__version__ >= (2, 9):
         torch.onnx.export(masked, example, dynamo=True, verbose=False).save(tmp_path / "m.onnx")
     else:
         torch.onnx.export(masked, example, tmp_path / "m.onnx")
     permanent = export_onnx(make_permanent(masked), example[0], tmp_path / "p.onnx")
     names = [tensor.name for tensor in onnx.load(tmp_path / "m.onnx").graph.initializer]
     ratio = (tmp_path / "m.onnx").stat().st_size / permanent.stat().st_size
-    if TORCH_VERSION >= (2, 9):
+    if torch.__version__ >= (2, 9):
         assert any(name.endswith("weight_mask") for name in names) and ratio > 1.8
     else:  # the TorchScript exporter folds weight_orig * weight_mask into one constant
         assert not any(name.endswith("weight_mask") for name in names) and ratio < 1.05
